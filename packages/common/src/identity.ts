@@ -1,0 +1,20 @@
+/** How a request was authenticated. */
+export type AuthMethod = 'jwt' | 'apiKey' | 'forward'
+
+/** The verified identity of a request, set by @tollgate/auth. Never built from unverified input. */
+export interface TollgateIdentity {
+  /** The principal: the token's `sub`, the API key's id, or the forward-auth service's answer. */
+  id: string
+  method: AuthMethod
+  roles: readonly string[]
+  permissions: readonly string[]
+  /** The verified token claims (JWT only). */
+  claims?: Readonly<Record<string, unknown>>
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified identity, or `null` on an anonymous request. Decorated by @tollgate/auth. */
+    tollgateIdentity: TollgateIdentity | null
+  }
+}

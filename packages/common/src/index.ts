@@ -1,0 +1,18 @@
+export { parseDuration, parseSize, type Duration, type Size } from './units.js'
+export { headerAlias, connectionTokens, removeAliasedHeaders, HOP_BY_HOP_HEADERS } from './headers.js'
+export { isSaneRequestId, requestIdFor } from './request-id.js'
+export { parseTraceparent, nextTraceparent, newSpanId, newTraceId, type TraceParent } from './trace-context.js'
+export { pathProblem } from './path.js'
+export {
+  tollgateRuntime,
+  routeLabel,
+  TollgateEvents,
+  type TollgateRuntime,
+  type TollgateEventMap,
+  type TollgateEventName,
+  type AuthFailureReason,
+  type CircuitState,
+  type ReadinessCheck,
+  type ReadinessResult
+} from './runtime.js'
+export type { TollgateIdentity, AuthMethod } from './identity.js'

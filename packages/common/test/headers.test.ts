@@ -1,0 +1,36 @@
+import t from 'tap'
+import { connectionTokens, headerAlias, isSaneRequestId, nextTraceparent, parseTraceparent, removeAliasedHeaders, requestIdFor } from '../src/index.js'
+
+t.test('header aliases fold case, underscores and dots', async (t) => {
+  t.equal(headerAlias('X_User.ID'), 'x-user-id')
+  const headers: Record<string, unknown> = { 'x-user-id': '1', x_user_id: '2', 'x.user.id': '3', 'X-USER-ID': '4', other: 'kept' }
+  t.equal(removeAliasedHeaders(headers, new Set(['x-user-id'])), 4)
+  t.same(headers, { other: 'kept' })
+})
+
+t.test('connection tokens are split and lower-cased', async (t) => {
+  t.same(connectionTokens('keep-alive, X-User-Id'), ['keep-alive', 'x-user-id'])
+  t.same(connectionTokens(['a', 'b, c']), ['a', 'b', 'c'])
+  t.same(connectionTokens(undefined), [])
+})
+
+t.test('request ids from clients are kept only when sane', async (t) => {
+  t.ok(isSaneRequestId('abc-123_.:X'))
+  t.notOk(isSaneRequestId(''))
+  t.notOk(isSaneRequestId('a'.repeat(129)))
+  t.notOk(isSaneRequestId('bad id'))
+  t.notOk(isSaneRequestId('x\r\ny'))
+  t.equal(requestIdFor('keep-me'), 'keep-me')
+  t.match(requestIdFor('no way'), /^[0-9a-f-]{36}$/)
+})
+
+t.test('traceparent keeps a valid trace id and refuses invalid ones', async (t) => {
+  const incoming = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  t.same(parseTraceparent(incoming), { version: '00', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', parentId: '00f067aa0ba902b7', flags: '01' })
+  t.match(nextTraceparent(incoming), /^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/)
+  t.not(nextTraceparent(incoming), incoming)
+  for (const bad of ['', 'garbage', 'ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra']) {
+    t.equal(parseTraceparent(bad), null, bad)
+  }
+  t.match(nextTraceparent('garbage'), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+})
