@@ -1,0 +1,105 @@
+import type { Duration, Size } from '@tollgate/common'
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'
+export type AuthMethodName = 'jwt' | 'apiKey' | 'forward'
+export type RateLimitAlgorithm = 'fixed-window' | 'sliding-window' | 'token-bucket'
+
+export interface RateLimitRule {
+  max: number
+  window: Duration
+  /** `ip` | `user` | `apiKey` | `header:<name>` */
+  by?: string
+  algorithm?: RateLimitAlgorithm
+}
+
+export interface ServerSection {
+  host?: string
+  port?: number
+  trustProxy?: boolean | number | string[]
+  bodyLimit?: Size
+  shutdownGrace?: Duration
+  requestTimeout?: Duration
+  headersTimeout?: Duration
+  keepAliveTimeout?: Duration
+  tls?: { cert: string, key: string, redirectHttpPort?: number }
+  cors?: {
+    origin?: boolean | string | string[]
+    credentials?: boolean
+    methods?: HttpMethod[]
+    allowedHeaders?: string[]
+    exposedHeaders?: string[]
+    maxAge?: number
+  }
+  securityHeaders?: boolean
+  docs?: string | false
+  metrics?: string | false
+  health?: string | false
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+}
+
+export interface AuthSection {
+  jwt?: {
+    jwksUrl?: string
+    secret?: string
+    publicKey?: string
+    issuer?: string | string[]
+    audience?: string | string[]
+    algorithms?: string[]
+    clockTolerance?: Duration
+    rolesClaim?: string
+    permissionsClaim?: string
+    jwksCooldown?: Duration
+    insecureWeakSecret?: boolean
+  }
+  apiKeys?: {
+    header?: string
+    keys: Array<{ id: string, sha256: string, roles?: string[], permissions?: string[] }>
+  }
+  forward?: {
+    url: string
+    forwardHeaders?: string[]
+    identityHeaders?: { id: string, roles?: string, permissions?: string }
+    cacheTtl?: Duration
+    timeout?: Duration
+  }
+  identityHeaders?: Record<string, string>
+}
+
+export interface UpstreamSection {
+  targets: Array<string | { url: string, weight?: number }>
+  balance?: 'round-robin' | 'least-connections' | 'random'
+  healthCheck?: { path?: string, interval?: Duration, timeout?: Duration, unhealthyAfter?: number, healthyAfter?: number }
+  timeout?: Duration
+  connectTimeout?: Duration
+  retries?: number
+  circuitBreaker?: { failures?: number, resetAfter?: Duration }
+}
+
+export interface RouteSection {
+  prefix: string
+  upstream: string
+  rewritePrefix?: string
+  methods?: HttpMethod[]
+  auth?: false | { methods?: AuthMethodName[], roles?: string[], permissions?: string[] }
+  rateLimit?: false | RateLimitRule
+  stripCredentials?: boolean
+  websocket?: boolean
+  description?: string
+}
+
+/** A validated manifest, with `${VAR}` references already substituted. */
+export interface Manifest {
+  version: 1
+  server?: ServerSection
+  redis?: { url: string, keyPrefix?: string, commandTimeout?: Duration }
+  auth?: AuthSection
+  rateLimit?: { algorithm?: RateLimitAlgorithm, default?: RateLimitRule, onStoreError?: 'allow' | 'deny' }
+  upstreams: Record<string, UpstreamSection>
+  routes: RouteSection[]
+}
+
+/** A manifest as loaded from a file: where it came from, for resolving relative key paths. */
+export interface LoadedManifest extends Manifest {
+  /** The manifest file's directory; relative file paths in it resolve against this. */
+  readonly baseDir?: string
+}

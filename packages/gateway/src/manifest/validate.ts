@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs'
+import { isAbsolute, resolve } from 'node:path'
+import { Ajv, type ErrorObject } from 'ajv'
+import { manifestSchema } from './schema.js'
+import type { Manifest } from './types.js'
+
+const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
+const validateShape = ajv.compile(manifestSchema)
+
+/** `["routes", 1, "foo"]` as `routes[1].foo`, the form every problem is reported in. */
+export function formatPath (segments: ReadonlyArray<string | number>): string {
+  let out = ''
+  for (const segment of segments) {
+    if (typeof segment === 'number') out += `[${segment}]`
+    else out += out === '' ? segment : `.${segment}`
+  }
+  return out === '' ? '(manifest)' : out
+}
+
+function pointerSegments (pointer: string): Array<string | number> {
+  if (pointer === '') return []
+  return pointer.slice(1).split('/').map((raw) => {
+    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    return /^\d+$/.test(segment) ? Number(segment) : segment
+  })
+}
+
+function typeOf (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'array'
+  if (Number.isInteger(value)) return 'integer'
+  return typeof value
+}
+
+function branchAccepts (branch: Record<string, unknown>, value: unknown): boolean {
+  if ('const' in branch) return typeOf(branch.const) === typeOf(value)
+  const type = branch.type
+  if (type === undefined) return true
+  if (type === 'number') return typeof value === 'number'
+  return type === typeOf(value)
+}
+
+function describe (error: ErrorObject): string {
+  const parent = error.parentSchema as { description?: string } | undefined
+  switch (error.keyword) {
+    case 'required':
+      return 'is required'
+    case 'enum':
+      return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`
+    case 'const':
+      return `must be ${JSON.stringify((error.params as { allowedValue: unknown }).allowedValue)}`
+    case 'type':
+      return `must be ${/^[aeiou]/.test(String(error.params.type)) ? 'an' : 'a'} ${String(error.params.type)}`
+    case 'pattern':
+      return parent?.description ?? `must match ${String(error.params.pattern)}`
+    case 'anyOf':
+      return parent?.description ?? 'has a value of the wrong kind'
+    default:
+      return error.message ?? 'is invalid'
+  }
+}
+
+/**
+ * Schema problems as `path: message`. `anyOf` noise is folded: when the value's
+ * kind picks exactly one branch, that branch's own problems are reported (so an
+ * unknown key inside `auth: {...}` is named); otherwise one line for the value.
+ */
+function shapeProblems (errors: readonly ErrorObject[]): string[] {
+  const anyOfFailures = errors.filter((e) => e.keyword === 'anyOf')
+  const dropped = new Set<ErrorObject>()
+  for (const failure of anyOfFailures) {
+    const base = `${failure.schemaPath}/`
+    const branches = failure.schema as Array<Record<string, unknown>>
+    const accepting = branches.map((branch, i) => ({ i, ok: branchAccepts(branch, failure.data) })).filter((b) => b.ok)
+    // A kind-matched object or array branch explains itself (e.g. an unknown key inside
+    // it); for scalars the anyOf's own description says more than each branch's rule.
+    const only = accepting.length === 1 ? branches[accepting[0]!.i]! : undefined
+    const structured = only !== undefined && (only.type === 'object' || only.type === 'array')
+    const keep = structured ? `${base}${accepting[0]!.i}/` : null
+    for (const error of errors) {
+      if (error !== failure && error.schemaPath.startsWith(base) && (keep === null || !error.schemaPath.startsWith(keep))) {
+        dropped.add(error)
+      }
+    }
+    if (keep !== null) dropped.add(failure)
+  }
+  const problems: string[] = []
+  for (const error of errors) {
+    if (dropped.has(error)) continue
+    const segments = pointerSegments(error.instancePath)
+    if (error.keyword === 'additionalProperties') {
+      problems.push(`${formatPath([...segments, String(error.params.additionalProperty)])}: unknown key`)
+    } else if (error.keyword === 'required') {
+      problems.push(`${formatPath([...segments, String(error.params.missingProperty)])}: is required`)
+    } else if (error.keyword === 'propertyNames') {
+      continue // reported through the pattern error on the name itself
+    } else if (error.keyword === 'pattern' && error.propertyName !== undefined) {
+      problems.push(`${formatPath([...segments, error.propertyName])}: invalid name`)
+    } else {
+      problems.push(`${formatPath(segments)}: ${describe(error)}`)
+    }
+  }
+  return [...new Set(problems)]
+}
+
+function checkTargetUrl (raw: string, path: string, problems: string[]): void {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    problems.push(`${path}: ${JSON.stringify(raw)} is not a URL (expected http://host:port)`)
+    return
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    problems.push(`${path}: ${JSON.stringify(raw)} must use http or https`)
+  } else if (url.username !== '' || url.password !== '') {
+    problems.push(`${path}: ${JSON.stringify(raw)} must not carry credentials`)
+  } else if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    problems.push(`${path}: ${JSON.stringify(raw)} must be an origin only (no path, query or fragment: use the route's rewritePrefix)`)
+  }
+}
+
+function readable (file: string, baseDir: string, path: string, problems: string[]): void {
+  try {
+    readFileSync(isAbsolute(file) ? file : resolve(baseDir, file))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
+    problems.push(`${path}: cannot read ${file} (${code})`)
+  }
+}
+
+/** A PEM given inline rather than as a file path. */
+export function isInlinePem (value: string): boolean {
+  return value.trimStart().startsWith('-----BEGIN')
+}
+
+function overlaps (path: string, prefix: string): boolean {
+  return path === prefix || path.startsWith(`${prefix}/`) || prefix.startsWith(`${path}/`)
+}
+
+/** Cross-field rules the schema cannot say: references, key sources, files, collisions. */
+function meaningProblems (manifest: Manifest, baseDir: string): string[] {
+  const problems: string[] = []
+  const upstreamNames = Object.keys(manifest.upstreams)
+
+  for (const [name, upstream] of Object.entries(manifest.upstreams)) {
+    upstream.targets.forEach((target, i) => {
+      checkTargetUrl(typeof target === 'string' ? target : target.url, `upstreams.${name}.targets[${i}]`, problems)
+    })
+  }
+
+  const auth = manifest.auth
+  const configured = new Set<string>()
+  if (auth?.jwt !== undefined) {
+    configured.add('jwt')
+    const sources = (['jwksUrl', 'secret', 'publicKey'] as const).filter((key) => auth.jwt?.[key] !== undefined)
+    if (sources.length !== 1) problems.push(`auth.jwt: set exactly one of jwksUrl, secret or publicKey (found ${sources.length === 0 ? 'none' : sources.join(', ')})`)
+    const publicKey = auth.jwt.publicKey
+    if (publicKey !== undefined && !isInlinePem(publicKey)) readable(publicKey, baseDir, 'auth.jwt.publicKey', problems)
+    if (auth.jwt.algorithms?.some((alg) => alg.toLowerCase() === 'none') === true) problems.push('auth.jwt.algorithms: "none" is never allowed')
+  }
+  if (auth?.apiKeys !== undefined) configured.add('apiKey')
+  if (auth?.forward !== undefined) configured.add('forward')
+
+  const prefixes = new Map<string, number>()
+  manifest.routes.forEach((route, i) => {
+    const at = `routes[${i}]`
+    if (!upstreamNames.includes(route.upstream)) {
+      problems.push(`${at}.upstream: unknown upstream ${JSON.stringify(route.upstream)} (known: ${upstreamNames.join(', ')})`)
+    }
+    if (route.prefix.split('/').some((segment) => segment === '.' || segment === '..')) {
+      problems.push(`${at}.prefix: must not contain dot segments`)
+    }
+    const first = prefixes.get(route.prefix)
+    if (first !== undefined) problems.push(`${at}.prefix: ${JSON.stringify(route.prefix)} is already the prefix of routes[${first}]`)
+    else prefixes.set(route.prefix, i)
+
+    if (route.auth !== false) {
+      if (configured.size === 0) {
+        problems.push(`${at}.auth: the route requires authentication but the manifest configures no method (add an auth section, or set auth: false for a public route)`)
+      }
+      route.auth?.methods?.forEach((method, j) => {
+        if (!configured.has(method)) {
+          const section = method === 'apiKey' ? 'auth.apiKeys' : `auth.${method}`
+          problems.push(`${at}.auth.methods[${j}]: ${JSON.stringify(method)} is not configured (${section} is missing)`)
+        }
+      })
+    }
+    if (route.websocket === true && route.methods !== undefined && !route.methods.includes('GET')) {
+      problems.push(`${at}.methods: a websocket route must allow GET (the upgrade request)`)
+    }
+  })
+
+  const server = manifest.server
+  if (server?.tls !== undefined) {
+    readable(server.tls.cert, baseDir, 'server.tls.cert', problems)
+    readable(server.tls.key, baseDir, 'server.tls.key', problems)
+  }
+  for (const key of ['docs', 'metrics', 'health'] as const) {
+    const path = server?.[key]
+    if (typeof path !== 'string') continue
+    manifest.routes.forEach((route, i) => {
+      if (overlaps(path, route.prefix)) problems.push(`server.${key}: ${JSON.stringify(path)} collides with routes[${i}].prefix ${JSON.stringify(route.prefix)}`)
+    })
+  }
+  return problems
+}
+
+/**
+ * Every problem of a manifest object, as `path: message` (empty when it is valid).
+ * `baseDir` is where relative key and certificate paths resolve.
+ */
+export function manifestProblems (value: unknown, baseDir = process.cwd()): string[] {
+  if (!validateShape(value)) return shapeProblems(validateShape.errors ?? [])
+  return meaningProblems(value as unknown as Manifest, baseDir)
+}
