@@ -1,0 +1,352 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify'
+import { Agent } from 'undici'
+import {
+  connectionTokens,
+  headerAlias,
+  removeAliasedHeaders,
+  routeLabel,
+  tollgateRuntime,
+  type AuthFailureReason,
+  type AuthMethod,
+  type TollgateIdentity
+} from '@tollgate/common'
+import * as errors from './errors.js'
+import { ForwardAuth } from './forward.js'
+import { claimValue, identityHeaders, nameList, UnsafeIdentityValue } from './identity.js'
+import { JwksStore } from './jwks.js'
+import { createTokenVerifier, TokenRejection, type VerifyToken } from './jwt.js'
+import { resolveOptions, resolveRouteAuth, type AuthOptions, type ResolvedApiKey, type ResolvedOptions, type RouteAuth } from './options.js'
+
+const PLUGIN_NAME = '@tollgate/auth'
+const REALM = 'Bearer realm="tollgate"'
+const INVALID_TOKEN = 'Bearer realm="tollgate", error="invalid_token"'
+const INVALID_REQUEST = 'Bearer realm="tollgate", error="invalid_request"'
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i
+const JWT_SHAPE = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/
+
+/** Marks a route's resolved auth on its config (Fastify copies symbol keys into the route context). */
+export const kRouteAuth = Symbol.for('tollgate.auth.route')
+const kAuthHook = Symbol.for('tollgate.auth.hook')
+
+interface RouteSetting {
+  auth: RouteAuth
+  stripCredentials: boolean
+}
+
+interface Attempt {
+  method: AuthMethod
+  run: () => Promise<TollgateIdentity>
+}
+
+/** A refusal: the error to throw, with what the response and the event need. */
+class Refusal extends Error {
+  constructor (readonly reason: AuthFailureReason, readonly error: FastifyError, readonly wwwAuthenticate: string | undefined, options?: ErrorOptions) {
+    super(error.message, options)
+  }
+}
+
+function countRawHeader (rawHeaders: readonly string[], name: string): number {
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === name) count++
+  }
+  return count
+}
+
+/** Removes `name=value` pairs for `name` from a URL's query string, leaving the rest byte for byte. */
+export function removeQueryParam (url: string, name: string): string {
+  const at = url.indexOf('?')
+  if (at === -1) return url
+  const kept = url.slice(at + 1).split('&').filter((pair) => {
+    const key = pair.split('=', 1)[0] as string
+    try {
+      return decodeURIComponent(key.replace(/\+/g, ' ')) !== name
+    } catch {
+      return true
+    }
+  })
+  return kept.length === 0 ? url.slice(0, at) : `${url.slice(0, at)}?${kept.join('&')}`
+}
+
+function removeRawHeaders (rawHeaders: string[], aliases: ReadonlySet<string>): void {
+  for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {
+    if (aliases.has(headerAlias(rawHeaders[i] as string))) rawHeaders.splice(i, 2)
+  }
+}
+
+const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAuth (fastify: FastifyInstance, opts: AuthOptions) {
+  const options: ResolvedOptions = resolveOptions(opts)
+  const log = fastify.log.child({ plugin: PLUGIN_NAME })
+  for (const warning of options.warnings) log.warn(warning)
+  const runtime = tollgateRuntime(fastify)
+  if (!fastify.hasRequestDecorator('tollgateIdentity')) fastify.decorateRequest('tollgateIdentity', null)
+
+  const { jwt, apiKeys, forward } = options
+  const now = options.now
+  let agent: Agent | undefined
+  if (forward !== undefined || jwt?.source === 'jwks') {
+    agent = new Agent({ connect: { timeout: Math.max(forward?.timeoutMs ?? 0, jwt?.jwksTimeoutMs ?? 0) } })
+    const dispatcher = agent
+    fastify.addHook('onClose', async () => { await dispatcher.close() })
+  }
+
+  let store: JwksStore | undefined
+  if (jwt?.source === 'jwks') {
+    const jwksStore = new JwksStore({
+      url: jwt.jwksUrl as string,
+      algorithms: jwt.algorithms,
+      cooldownMs: jwt.jwksCooldownMs,
+      maxAgeMs: jwt.jwksMaxAgeMs,
+      timeoutMs: jwt.jwksTimeoutMs,
+      now,
+      dispatcher: agent as Agent,
+      onError: (err) => { log.warn({ err }, 'JWKS fetch failed') }
+    })
+    store = jwksStore
+    runtime.addReadinessCheck('auth:jwks', async () => {
+      if (!jwksStore.loaded) await jwksStore.refresh()
+      return jwksStore.loaded ? { ok: true } : { ok: false, message: `JWKS not loaded: ${jwksStore.lastError?.message ?? 'not fetched yet'}` }
+    })
+    // Warm the key set without holding up startup: the key server may come up after the gateway.
+    fastify.addHook('onReady', async () => { void jwksStore.refresh() })
+  }
+  const verifyToken: VerifyToken | undefined = jwt === undefined ? undefined : await createTokenVerifier(fastify, jwt, store, now)
+  const forwardAuth = forward === undefined ? undefined : new ForwardAuth(forward, now, agent as Agent)
+  const rolesClaim = jwt?.rolesClaim ?? 'roles'
+  const permissionsClaim = jwt?.permissionsClaim ?? 'permissions'
+  const stripAliases = new Set<string>(['authorization'])
+  if (apiKeys !== undefined) stripAliases.add(headerAlias(apiKeys.header))
+
+  // ── Every request, every route (public ones, 404s and WebSocket upgrades included) ──
+  const identityAliases = options.identityAliases
+  if (identityAliases.size > 0) {
+    fastify.addHook('onRequest', function removeClientIdentityHeaders (request, _reply, done) {
+      const raw = request.raw
+      removeAliasedHeaders(raw.headers, identityAliases)
+      removeRawHeaders(raw.rawHeaders, identityAliases)
+      const connection = raw.headers.connection
+      if (connection !== undefined) {
+        // A name listed in Connection is hop-by-hop: a proxy would delete the header we set.
+        const tokens = connectionTokens(connection)
+        const kept = tokens.filter((token) => !identityAliases.has(headerAlias(token)))
+        if (kept.length !== tokens.length) {
+          if (kept.length === 0) delete raw.headers.connection
+          else raw.headers.connection = kept.join(', ')
+        }
+      }
+      done()
+    })
+  }
+
+  // ── Failures ──
+  function refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): FastifyError {
+    if (refusal.wwwAuthenticate !== undefined) reply.header('WWW-Authenticate', refusal.wwwAuthenticate)
+    if (refusal.reason === 'unavailable') {
+      reply.header('Retry-After', String(options.retryAfterSeconds))
+      request.log.warn({ err: refusal.cause, reason: refusal.reason }, 'authentication unavailable')
+    } else {
+      request.log.info({ reason: refusal.reason, code: refusal.error.code, detail: refusal.message === refusal.error.message ? undefined : refusal.message }, 'authentication refused')
+    }
+    runtime.events.emit('authFailure', { route: routeLabel(request), reason: refusal.reason })
+    return refusal.error
+  }
+
+  const invalidToken = (detail: string, cause?: unknown): Refusal => {
+    const refusal = new Refusal('invalid', new errors.InvalidTokenError(), INVALID_TOKEN, { cause })
+    refusal.message = detail
+    return refusal
+  }
+
+  // ── The methods ──
+  function jwtAttempt (token: string): Attempt {
+    return {
+      method: 'jwt',
+      run: async () => {
+        let claims: Record<string, unknown>
+        try {
+          claims = await (verifyToken as VerifyToken)(token)
+        } catch (error) {
+          if (!(error instanceof TokenRejection)) throw error
+          if (error.failure === 'expired') throw new Refusal('expired', new errors.TokenExpiredError(), INVALID_TOKEN)
+          if (error.failure === 'unavailable') {
+            throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: error })
+          }
+          throw invalidToken(error.message, error)
+        }
+        return {
+          id: claims.sub as string,
+          method: 'jwt',
+          roles: Object.freeze(nameList(claimValue(claims, rolesClaim))),
+          permissions: Object.freeze(nameList(claimValue(claims, permissionsClaim))),
+          claims: Object.freeze(claims)
+        }
+      }
+    }
+  }
+
+  function findApiKey (presented: string): ResolvedApiKey | undefined {
+    const digest = createHash('sha256').update(presented).digest()
+    let match: ResolvedApiKey | undefined
+    // Compare with every key, in constant time each, without stopping at the first match.
+    for (const key of (apiKeys?.keys ?? [])) {
+      if (timingSafeEqual(digest, key.digest) && match === undefined) match = key
+    }
+    return match
+  }
+
+  function apiKeyAttempt (presented: string): Attempt {
+    return {
+      method: 'apiKey',
+      run: async () => {
+        const key = findApiKey(presented)
+        if (key === undefined) throw new Refusal('invalid', new errors.InvalidApiKeyError(), REALM)
+        return { id: key.id, method: 'apiKey', roles: key.roles, permissions: key.permissions }
+      }
+    }
+  }
+
+  function forwardAttempt (request: FastifyRequest, credentials: Record<string, string>): Attempt {
+    return {
+      method: 'forward',
+      run: async () => {
+        const decision = await (forwardAuth as ForwardAuth).check(request, credentials)
+        if (decision.kind === 'allow') {
+          return { id: decision.id, method: 'forward', roles: decision.roles, permissions: decision.permissions }
+        }
+        if (decision.kind === 'deny') {
+          if (decision.status === 403) throw new Refusal('forbidden', new errors.ForwardForbiddenError(), undefined)
+          throw new Refusal('invalid', new errors.ForwardUnauthorizedError(), decision.wwwAuthenticate ?? REALM)
+        }
+        throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: decision.cause })
+      }
+    }
+  }
+
+  /** The credentials of the request that the route accepts, one attempt each. */
+  function attemptsFor (request: FastifyRequest, methods: readonly AuthMethod[]): Attempt[] {
+    const attempts: Attempt[] = []
+    const raw = request.raw
+    if (countRawHeader(raw.rawHeaders, 'authorization') > 1) {
+      throw new Refusal('invalid', new errors.AmbiguousCredentialsError(), INVALID_REQUEST)
+    }
+    const authorization = request.headers.authorization
+    let bearer: string | undefined
+    if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
+      const match = BEARER.exec(authorization)
+      if (match === null) throw invalidToken('malformed Authorization header')
+      bearer = match[1] as string
+    }
+    const useJwt = methods.includes('jwt') && bearer !== undefined &&
+      (JWT_SHAPE.test(bearer) || !methods.includes('forward'))
+    if (useJwt) attempts.push(jwtAttempt(bearer as string))
+
+    if (methods.includes('apiKey') && apiKeys !== undefined) {
+      const header = request.headers[apiKeys.header]
+      let presented = Array.isArray(header) ? header.join(', ') : header
+      if (apiKeys.query !== undefined) {
+        const fromQuery = (request.query as Record<string, unknown> | undefined)?.[apiKeys.query]
+        if (fromQuery !== undefined) {
+          if (typeof fromQuery !== 'string' || (presented !== undefined && presented !== fromQuery)) {
+            throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
+          }
+          presented = fromQuery
+        }
+      }
+      if (presented !== undefined) attempts.push(apiKeyAttempt(presented))
+    }
+
+    if (methods.includes('forward') && forwardAuth !== undefined) {
+      const credentials = forwardAuth.credentialHeaders(request, useJwt)
+      if (credentials !== null) attempts.push(forwardAttempt(request, credentials))
+    }
+    return attempts
+  }
+
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, setting: RouteSetting & { auth: Extract<RouteAuth, { public: false }> }): Promise<void> {
+    const { auth } = setting
+    try {
+      const attempts = attemptsFor(request, auth.methods)
+      if (attempts.length === 0) throw new Refusal('missing', new errors.MissingCredentialsError(), REALM)
+      // Every credential presented must be valid, and all must name one principal: never "first valid wins".
+      let identity: TollgateIdentity | undefined
+      for (const attempt of attempts) {
+        const found = await attempt.run()
+        if (identity === undefined) identity = found
+        else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
+      }
+      const verified = identity as TollgateIdentity
+      let headers: Array<[string, string]>
+      try {
+        headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim)
+      } catch (error) {
+        if (!(error instanceof UnsafeIdentityValue)) throw error
+        throw invalidToken(error.message, error)
+      }
+      if (auth.roles.length > 0 && !auth.roles.some((role) => verified.roles.includes(role))) {
+        throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
+      }
+      if (!auth.permissions.every((permission) => verified.permissions.includes(permission))) {
+        throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
+      }
+      request.tollgateIdentity = verified
+      const target = request.raw.headers
+      for (const [name, value] of headers) target[name] = value
+    } catch (error) {
+      if (error instanceof Refusal) throw refuse(request, reply, error)
+      throw error
+    }
+  }
+
+  function stripCredentials (request: FastifyRequest): void {
+    const raw = request.raw
+    removeAliasedHeaders(raw.headers, stripAliases)
+    removeRawHeaders(raw.rawHeaders, stripAliases)
+    if (apiKeys?.query !== undefined && raw.url !== undefined) raw.url = removeQueryParam(raw.url, apiKeys.query)
+  }
+
+  function routeHook (setting: RouteSetting): onRequestHookHandler {
+    const hook = setting.auth.public
+      ? function tollgatePublicRoute (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+        if (setting.stripCredentials) stripCredentials(request)
+        done()
+      }
+      : async function tollgateAuthenticate (request: FastifyRequest, reply: FastifyReply) {
+        await authenticate(request, reply, setting as RouteSetting & { auth: Extract<RouteAuth, { public: false }> })
+        if (setting.stripCredentials) stripCredentials(request)
+      }
+    Object.defineProperty(hook, kAuthHook, { value: true })
+    return hook as onRequestHookHandler
+  }
+
+  function settingFor (routeOptions: Pick<RouteOptions, 'config' | 'method' | 'url'>): RouteSetting {
+    const config = (routeOptions.config ?? {}) as Record<string | symbol, unknown>
+    const where = `route ${String(routeOptions.method)} ${routeOptions.url ?? ''}`
+    const strip = config.stripCredentials ?? false
+    if (typeof strip !== 'boolean') throw new errors.InvalidRouteConfigError(`${where}: config.stripCredentials must be a boolean`)
+    return { auth: resolveRouteAuth(config.auth, options, where), stripCredentials: strip }
+  }
+
+  // ── Per route: resolved (and validated) once, when the route is added ──
+  fastify.addHook('onRoute', function addAuthHook (routeOptions) {
+    const hooks = routeOptions.onRequest === undefined ? [] : Array.isArray(routeOptions.onRequest) ? [...routeOptions.onRequest] : [routeOptions.onRequest]
+    if (hooks.some((hook) => (hook as unknown as Record<symbol, unknown>)[kAuthHook] === true)) return
+    const setting = settingFor(routeOptions)
+    hooks.push(routeHook(setting))
+    routeOptions.onRequest = hooks
+    routeOptions.config = { ...routeOptions.config, [kRouteAuth]: setting } as typeof routeOptions.config
+  })
+
+  // ── Safety net: a route added before this plugin never saw onRoute; it gets the default ──
+  const defaultSetting = settingFor({ config: {}, method: '*', url: '(default)' })
+  const fallbackHook = routeHook(defaultSetting) as (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => unknown
+  fastify.addHook('preHandler', async function authenticateUnknownRoutes (request, reply) {
+    if (request.is404) return
+    const config = request.routeOptions.config as unknown as Record<symbol, unknown> | undefined
+    if (config?.[kRouteAuth] !== undefined) return
+    if (defaultSetting.auth.public) return
+    await fallbackHook(request, reply, () => undefined)
+  })
+}
+
+export default tollgateAuth
