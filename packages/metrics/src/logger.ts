@@ -114,7 +114,7 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
 /** Names that, followed by `:` or `=`, introduce a credential in free text. */
 const FREE_TEXT_NAMES = [
   ...SENSITIVE_HEADERS, 'access_token', 'id_token', 'refresh_token', 'token', 'api_key', 'apikey', 'api-key',
-  'client_secret', 'secret', 'password', 'passwd', 'jwt'
+  'client_secret', 'secret', 'password', 'passwd', 'jwt', 'key'
 ]
 
 function escapeRegExp (text: string): string {

@@ -37,10 +37,11 @@ interface Series {
 
 const kRouteState = Symbol('tollgate.metrics.route')
 const kError = Symbol('tollgate.metrics.error')
+const kAborted = Symbol('tollgate.metrics.aborted')
 const MESSAGE = 'request completed'
 
 type ConfigWithState = Record<PropertyKey, unknown> & { [kRouteState]?: RouteState }
-type RequestWithError = FastifyRequest & { [kError]?: Error }
+type RequestWithError = FastifyRequest & { [kError]?: Error, [kAborted]?: true }
 
 function validateRouteConfig (routeOptions: RouteOptions): boolean {
   const value = (routeOptions.config as { metrics?: unknown } | undefined)?.metrics
@@ -135,6 +136,10 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
       (request as RequestWithError)[kError] = error
       done()
     })
+    fastify.addHook('onRequestAbort', (request, done) => {
+      (request as RequestWithError)[kAborted] = true
+      done()
+    })
   }
 
   const requestLogs = options.requestLogs
@@ -171,7 +176,7 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     }
     const error = (request as RequestWithError)[kError]
     if (error !== undefined) line.err = error
-    if (!reply.raw.writableFinished) line.aborted = true
+    if ((request as RequestWithError)[kAborted] === true) line.aborted = true
     logger[level](line, MESSAGE)
   }
 
