@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto'
+import { routeLabel } from '@tollgate/common'
+import type { FastifyRequest } from 'fastify'
+import { ipBucket } from './ip.js'
+import type { Algorithm, ResolvedRule } from './options.js'
+
+const TAGS: Record<Algorithm, string> = { 'fixed-window': 'fw', 'sliding-window': 'sw', 'token-bucket': 'tb' }
+
+/**
+ * A fixed-size name for a client-chosen value (an API key, a header, a user id): hostile
+ * input can make neither huge keys nor keys that spell anything, and secrets never reach the
+ * store in clear. 132 bits of SHA-256: a collision (one client spending another's quota)
+ * cannot be found by trying.
+ */
+export function digest (value: string): string {
+  return createHash('sha256').update(value).digest('base64url').slice(0, 22)
+}
+
+/** `<algorithm>:<window ms>|` : part of every bucket name of a rule, computed once per route. */
+export function rulePrefix (rule: ResolvedRule): string {
+  return `${TAGS[rule.algorithm]}:${rule.windowMs}|`
+}
+
+function headerValue (request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name]
+  if (typeof value === 'string') return value.length > 0 ? value : undefined
+  if (Array.isArray(value) && value.length > 0) return value.join(',')
+  return undefined
+}
+
+/**
+ * Who the request counts for, within its route: `i:<ip>`, `u:<digest of the user id>`,
+ * `k:<digest of the API key>` or `h:<header>:<digest of its value>`; the IP when the chosen
+ * value is missing (an anonymous request, no key, no header).
+ */
+export function clientKey (request: FastifyRequest, rule: ResolvedRule, ipv6Subnet: number): string {
+  switch (rule.by) {
+    case 'user': {
+      // `tollgateIdentity` is only set by @tollgate/auth after verification; without auth it
+      // is undefined, and a client can never set it.
+      const id = request.tollgateIdentity?.id
+      if (typeof id === 'string' && id.length > 0) return `u:${digest(id)}`
+      break
+    }
+    case 'apiKey': {
+      const value = headerValue(request, rule.header!)
+      if (value !== undefined) return `k:${digest(value)}`
+      break
+    }
+    case 'header': {
+      const value = headerValue(request, rule.header!)
+      if (value !== undefined) return `h:${rule.header!}:${digest(value)}`
+      break
+    }
+  }
+  return `i:${ipBucket(request.ip, ipv6Subnet)}`
+}
+
+/**
+ * The bucket of a request: the rule, the route's label (the manifest prefix set by the
+ * proxy, else the Fastify route pattern: never the raw path, so `/api/auth/`, `/api/auth/x`
+ * and any other spelling that reaches the route share one bucket) and the client.
+ */
+export function bucketKey (request: FastifyRequest, rule: ResolvedRule, prefix: string, ipv6Subnet: number): string {
+  return `${prefix}${routeLabel(request)}|${clientKey(request, rule, ipv6Subnet)}`
+}

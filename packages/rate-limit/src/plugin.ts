@@ -1,0 +1,214 @@
+import { routeLabel, tollgateRuntime } from '@tollgate/common'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { Decision } from './algorithms.js'
+import { RateLimitExceededError, StoreUnavailableError } from './errors.js'
+import { bucketKey, rulePrefix } from './keys.js'
+import { resolveOptions, resolveRouteRule, type ResolvedRule, type TollgateRateLimitOptions } from './options.js'
+import { MemoryStore } from './store/memory.js'
+import { createRedisClient, RedisStore } from './store/redis.js'
+
+export const PLUGIN_NAME = '@tollgate/rate-limit'
+
+/** What the limiter decided for a request, on `request.tollgateRateLimit`. */
+export interface RateLimitInfo {
+  /** The rule's `max` (`RateLimit-Limit`). */
+  limit: number
+  /** `RateLimit-Remaining`. */
+  remaining: number
+  /** `RateLimit-Reset`: delta-seconds until the full quota is back. */
+  reset: number
+}
+
+/**
+ * Store failures are logged at most once per interval (with how many were not logged), and
+ * their end once, so an outage costs a few log lines, not one per request.
+ */
+class FailureLog {
+  #lastAt = Number.NEGATIVE_INFINITY
+  #suppressed = 0
+  #failing = false
+
+  constructor (
+    private readonly log: FastifyBaseLogger,
+    private readonly intervalMs: number,
+    private readonly clock: () => number,
+    private readonly policy: 'allow' | 'deny'
+  ) {}
+
+  failure (error: unknown, during: string): void {
+    this.#failing = true
+    const now = this.clock()
+    if (now - this.#lastAt < this.intervalMs) {
+      this.#suppressed++
+      return
+    }
+    this.log.error(
+      { err: error, store: 'redis', onStoreError: this.policy, suppressed: this.#suppressed },
+      `rate-limit store failed ${during}: ${this.policy === 'allow' ? 'admitting requests unlimited (fail open)' : 'refusing requests with 503 (fail closed)'}`
+    )
+    this.#lastAt = now
+    this.#suppressed = 0
+  }
+
+  success (): void {
+    if (!this.#failing) return
+    this.#failing = false
+    this.log.info({ store: 'redis', suppressed: this.#suppressed }, 'rate-limit store recovered')
+    this.#suppressed = 0
+    this.#lastAt = Number.NEGATIVE_INFINITY
+  }
+}
+
+/*
+ * Why not @fastify/rate-limit's request handler (its custom `store` being the usual extension
+ * point): its handler derives everything from `{ current, ttl }` (remaining = max - current,
+ * one ttl for both RateLimit-Reset and Retry-After), so a token bucket's "next token" and
+ * "full again" times cannot both be told; on a store error it either rethrows the raw error
+ * (no 503, no Retry-After) or skips silently (no log, no metric); and it reads the same
+ * `config.rateLimit` key in its own `onRoute` hook with another shape (`timeWindow`,
+ * `keyGenerator`), so the two cannot be registered on one app, nor its types imported next to
+ * ours (its `FastifyContextConfig.rateLimit` augmentation conflicts). The hook below is the
+ * small part it would have given us; the stores are ours either way.
+ *
+ * Why not @fastify/redis for the connection: it waits for Redis to be ready at registration,
+ * so a Redis outage at boot would stop the gateway from starting at all, which is exactly
+ * when `onStoreError` must decide. Its client can still be passed in (`redis: app.redis`).
+ */
+const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, rawOptions) => {
+  const options = resolveOptions(rawOptions)
+  const runtime = tollgateRuntime(fastify)
+  const events = runtime.events
+  const log = fastify.log.child({ plugin: PLUGIN_NAME })
+  const clock = options.now ?? Date.now
+  const failures = new FailureLog(log, options.errorLogIntervalMs, clock, options.onStoreError)
+
+  if (!fastify.hasRequestDecorator('tollgateRateLimit')) fastify.decorateRequest('tollgateRateLimit', null)
+
+  let memory: MemoryStore | null = null
+  let redis: RedisStore | null = null
+  let sweeper: NodeJS.Timeout | null = null
+  // Redis decides with its own clock (one clock for every instance) unless a clock was injected.
+  const redisNow = options.now ?? (() => -1)
+
+  if (options.redis === null) {
+    const store = new MemoryStore(options.maxKeys)
+    memory = store
+    sweeper = setInterval(() => { store.sweep(clock()) }, 60_000)
+    sweeper.unref()
+  } else {
+    const owned = options.redis.client === null
+    const client: Redis = options.redis.client ?? createRedisClient(options.redis)
+    redis = new RedisStore(client, options.redis.keyPrefix, options.redis.commandTimeoutMs, owned)
+    const onClientError = (error: Error): void => { failures.failure(error, 'to connect') }
+    client.on('error', onClientError)
+    if (!owned && client.options.enableOfflineQueue !== false) {
+      log.warn('the Redis client given to @tollgate/rate-limit has an offline queue: give it enableOfflineQueue: false so that no request waits for a reconnection')
+    }
+    if (owned) {
+      // Connect in the background: a Redis down at boot must not stop the app from starting.
+      client.connect().catch(() => { /* reported through the 'error' event */ })
+    }
+    const store = redis
+    runtime.addReadinessCheck('redis', async () => {
+      if (client.status !== 'ready') return { ok: false, message: `redis connection is ${client.status}` }
+      try {
+        await store.ping()
+        return { ok: true }
+      } catch (error) {
+        return { ok: false, message: (error as Error).message }
+      }
+    })
+    fastify.addHook('onClose', async () => {
+      client.off('error', onClientError)
+      // disconnect(), not quit(): it never waits on an unreachable server, and stops reconnecting.
+      if (owned) client.disconnect()
+    })
+  }
+  if (sweeper !== null) {
+    const timer = sweeper
+    fastify.addHook('onClose', async () => {
+      clearInterval(timer)
+      memory?.clear()
+    })
+  }
+
+  const { ipv6Subnet, onStoreError, storeErrorRetryAfterSeconds } = options
+
+  function respond (request: FastifyRequest, reply: FastifyReply, rule: ResolvedRule, decision: Decision, done: HookHandlerDoneFunction): void {
+    const reset = Math.ceil(decision.resetMs / 1000)
+    reply.header('ratelimit-limit', rule.max)
+    reply.header('ratelimit-reset', reset)
+    if (decision.allowed) {
+      reply.header('ratelimit-remaining', decision.remaining)
+      request.tollgateRateLimit = { limit: rule.max, remaining: decision.remaining, reset }
+      done()
+      return
+    }
+    // Delta-seconds, rounded up (never "retry now" before the request would be admitted).
+    const retryAfter = Math.max(1, Math.ceil(decision.retryAfterMs / 1000))
+    reply.header('ratelimit-remaining', 0)
+    reply.header('retry-after', retryAfter)
+    request.tollgateRateLimit = { limit: rule.max, remaining: 0, reset }
+    events.emit('rateLimited', { route: routeLabel(request) })
+    done(new RateLimitExceededError(retryAfter))
+  }
+
+  function storeFailed (error: Error, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    events.emit('storeError', { store: 'redis' })
+    failures.failure(error, 'to answer')
+    if (onStoreError === 'allow') {
+      // No RateLimit-* headers: nothing is known about the client's quota right now.
+      done()
+      return
+    }
+    reply.header('retry-after', storeErrorRetryAfterSeconds)
+    done(new StoreUnavailableError({ cause: error }))
+  }
+
+  function hookFor (rule: ResolvedRule): onRequestHookHandler {
+    const prefix = rulePrefix(rule)
+    const { algorithm, windowMs, max } = rule
+    if (max === 0) {
+      // Nothing is ever admitted: no state to keep.
+      const decision: Decision = { allowed: false, remaining: 0, resetMs: windowMs, retryAfterMs: windowMs }
+      return function tollgateRateLimitClosed (request, reply, done) {
+        respond(request, reply, rule, decision, done)
+      }
+    }
+    if (memory !== null) {
+      const store = memory
+      return function tollgateRateLimitMemory (request, reply, done) {
+        const decision = store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet), clock(), windowMs, max)
+        respond(request, reply, rule, decision, done)
+      }
+    }
+    const store = redis!
+    return function tollgateRateLimitRedis (request, reply, done) {
+      store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet), redisNow(), windowMs, max, (error, decision) => {
+        if (error !== null) {
+          storeFailed(error, reply, done)
+          return
+        }
+        failures.success()
+        respond(request, reply, rule, decision!, done)
+      })
+    }
+  }
+
+  // Per-route settings are read when each route is added, so a bad `config.rateLimit` fails
+  // registration (and `app.ready()`), never the first request. The hook is appended to the
+  // route's onRequest list: plugins registered earlier (auth) run first.
+  fastify.addHook('onRoute', (routeOptions) => {
+    const method = Array.isArray(routeOptions.method) ? routeOptions.method.join(',') : routeOptions.method
+    const rule = resolveRouteRule(routeOptions.config?.rateLimit, `${method} ${routeOptions.url}`, options)
+    if (rule === null) return
+    const hook = hookFor(rule)
+    const existing = routeOptions.onRequest
+    if (Array.isArray(existing)) routeOptions.onRequest = [...existing, hook]
+    else if (typeof existing === 'function') routeOptions.onRequest = [existing, hook]
+    else routeOptions.onRequest = [hook]
+  })
+}
+
+export default plugin

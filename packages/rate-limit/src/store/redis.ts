@@ -1,0 +1,138 @@
+import { Redis } from 'ioredis'
+import type { Decision } from '../algorithms.js'
+import type { Algorithm, ResolvedRedis } from '../options.js'
+import { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA, TOKEN_BUCKET_LUA } from './scripts.js'
+
+type Reply = (error: Error | null | undefined, result?: unknown) => void
+type ScriptCommand = (key: string, now: number, windowMs: number, max: number, callback: Reply) => void
+
+/** Names under which the scripts are defined on the client (distinct from anything else on a shared client). */
+const COMMANDS: Record<Algorithm, string> = {
+  'fixed-window': 'tollgateRateLimitFixedWindow',
+  'sliding-window': 'tollgateRateLimitSlidingWindow',
+  'token-bucket': 'tollgateRateLimitTokenBucket'
+}
+const SCRIPTS: Record<Algorithm, string> = {
+  'fixed-window': FIXED_WINDOW_LUA,
+  'sliding-window': SLIDING_WINDOW_LUA,
+  'token-bucket': TOKEN_BUCKET_LUA
+}
+
+export type ConsumeCallback = (error: Error | null, decision: Decision | null) => void
+
+/** Thrown (as a callback error) when Redis gives no answer within `commandTimeout`. */
+export class StoreTimeoutError extends Error {
+  constructor (ms: number) {
+    super(`rate-limit store gave no answer within ${ms} ms`)
+    this.name = 'StoreTimeoutError'
+  }
+}
+
+/** The client is not connected (`status` is `connecting`, `reconnecting`, `end`...). */
+export class StoreNotConnectedError extends Error {
+  constructor (status: string) {
+    super(`rate-limit store is not connected (redis ${status})`)
+    this.name = 'StoreNotConnectedError'
+  }
+}
+
+/**
+ * A client the plugin owns, made so that a request never waits on an absent Redis and no
+ * count is replayed late: no offline queue (commands fail at once while disconnected), a
+ * short command timeout, in-flight commands failed (not resent) when the connection drops,
+ * and reconnection forever with a capped backoff (recovery without a restart).
+ */
+export function createRedisClient (settings: ResolvedRedis): Redis {
+  const client = new Redis(settings.url!, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    commandTimeout: settings.commandTimeoutMs,
+    connectTimeout: settings.connectTimeoutMs,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (times: number) => Math.min(50 * times, 1000),
+    connectionName: 'tollgate-rate-limit'
+  })
+  return client
+}
+
+/** Buckets in Redis, one hash per bucket, each decision one atomic script call. */
+export class RedisStore {
+  readonly client: Redis
+  readonly #keyPrefix: string
+  readonly #commands: Record<Algorithm, ScriptCommand>
+  /** Our own timer, only for a user's client without a (short enough) `commandTimeout`. */
+  readonly #timeoutMs: number | null
+
+  constructor (client: Redis, keyPrefix: string, commandTimeoutMs: number, owned: boolean) {
+    this.client = client
+    this.#keyPrefix = `${keyPrefix}rl:`
+    const target = client as unknown as Record<string, ScriptCommand | undefined>
+    for (const algorithm of Object.keys(COMMANDS) as Algorithm[]) {
+      if (typeof target[COMMANDS[algorithm]] !== 'function') {
+        client.defineCommand(COMMANDS[algorithm], { numberOfKeys: 1, lua: SCRIPTS[algorithm] })
+      }
+    }
+    this.#commands = {
+      'fixed-window': target[COMMANDS['fixed-window']]!.bind(client),
+      'sliding-window': target[COMMANDS['sliding-window']]!.bind(client),
+      'token-bucket': target[COMMANDS['token-bucket']]!.bind(client)
+    }
+    const own = client.options.commandTimeout
+    this.#timeoutMs = owned || (own !== undefined && own <= commandTimeoutMs) ? null : commandTimeoutMs
+  }
+
+  /** `now` is epoch ms, or -1 for Redis's own clock. Calls back exactly once. */
+  consume (algorithm: Algorithm, key: string, now: number, windowMs: number, max: number, callback: ConsumeCallback): void {
+    // Not connected: fail now rather than let a client with an offline queue replay this
+    // count later (our own client has none; a user's client might).
+    if (this.client.status !== 'ready') {
+      callback(new StoreNotConnectedError(this.client.status), null)
+      return
+    }
+    const command = this.#commands[algorithm]
+    const timeoutMs = this.#timeoutMs
+    if (timeoutMs === null) {
+      command(this.#keyPrefix + key, now, windowMs, max, (error, result) => {
+        if (error) callback(error, null)
+        else callback(null, toDecision(result))
+      })
+      return
+    }
+    let settled = false
+    const timer = setTimeout(() => {
+      settled = true
+      callback(new StoreTimeoutError(timeoutMs), null)
+    }, timeoutMs)
+    command(this.#keyPrefix + key, now, windowMs, max, (error, result) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (error) callback(error, null)
+      else callback(null, toDecision(result))
+    })
+  }
+
+  /** Resolves when Redis answers a PING within the command timeout. */
+  async ping (): Promise<void> {
+    const timeoutMs = this.#timeoutMs
+    if (timeoutMs === null) {
+      await this.client.ping()
+      return
+    }
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        this.client.ping(),
+        new Promise((_resolve, reject) => { timer = setTimeout(() => { reject(new StoreTimeoutError(timeoutMs)) }, timeoutMs) })
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+function toDecision (result: unknown): Decision {
+  const r = result as [number, number, number, number]
+  return { allowed: r[0] === 1, remaining: r[1], resetMs: r[2], retryAfterMs: r[3] }
+}
