@@ -1,0 +1,28 @@
+import createError from '@fastify/error'
+
+/**
+ * Errors of @tollgate/proxy. Messages never name an upstream address: the
+ * failing target and the library error travel in `cause`, which goes to the
+ * log and never to the client.
+ */
+
+/** An option given to the plugin is invalid; fails `app.ready()`. */
+export const InvalidOptionError = createError('TOLLGATE_PROXY_INVALID_OPTION', '%s', 500)
+
+/** The request path is not in normal form (dot segments, encoded separators, `//`, ...). */
+export const BadPathError = createError('TOLLGATE_PROXY_BAD_PATH', 'Bad request path: %s', 400)
+
+/** The route does not list the request's method (or the method is TRACE/CONNECT). */
+export const MethodNotAllowedError = createError('TOLLGATE_PROXY_METHOD_NOT_ALLOWED', 'Method %s is not allowed on this route', 405)
+
+/** The request body is larger than `bodyLimit`. */
+export const BodyTooLargeError = createError('TOLLGATE_PROXY_BODY_TOO_LARGE', 'Request body is too large', 413)
+
+/** Every target tried refused the connection, or no target is healthy. */
+export const UpstreamUnavailableError = createError('TOLLGATE_PROXY_UPSTREAM_UNAVAILABLE', 'The upstream service is unavailable', 503)
+
+/** The upstream reset the connection before its headers, or answered something that is not HTTP. */
+export const BadGatewayError = createError('TOLLGATE_PROXY_BAD_GATEWAY', 'The upstream service sent an invalid response', 502)
+
+/** The upstream sent no response headers within `timeout`. */
+export const GatewayTimeoutError = createError('TOLLGATE_PROXY_GATEWAY_TIMEOUT', 'The upstream service did not answer in time', 504)

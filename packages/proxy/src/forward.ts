@@ -1,0 +1,377 @@
+import { Readable, Transform, type TransformCallback } from 'node:stream'
+import type { ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
+import { HOP_BY_HOP_HEADERS, connectionTokens, nextTraceparent, type TollgateEvents } from '@tollgate/common'
+import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
+import type { Target, Upstream } from './upstream.js'
+
+/*
+ * Why not reply.from(): @fastify/reply-from picks the upstream once per request
+ * (getUpstream) and retries on that same base, maps ECONNREFUSED to a 500 whose
+ * message is the socket error (naming the upstream's address), retries GET on 503
+ * ten times by default, does not enforce the body limit on streamed (chunked)
+ * bodies, and wraps every response in a promise-free but allocation-heavy path.
+ * The contract needs a target chosen per attempt (balancing, breakers, retries on
+ * another target) and exact 502/503/504 mapping, so the proxy drives undici's
+ * dispatcher directly: one handler object per request, no promise, no closure on
+ * the hot path, the response streamed through Fastify's reply.send(stream) so every
+ * other plugin's onSend/onResponse hooks still run.
+ */
+
+/** What the handler needs of a route, computed once at registration. */
+export interface CompiledRoute {
+  readonly prefix: string
+  readonly prefixLength: number
+  readonly rewritePrefix: string
+  readonly upstream: Upstream
+  readonly bodyLimit: number
+  readonly events: TollgateEvents
+  readonly now: () => number
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
+/** Request headers never copied upstream (beyond hop-by-hop ones): set by the proxy, or refused by undici. */
+const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'traceparent'])
+const CONNECT_FAILURES = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EHOSTDOWN'])
+const RESETS = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED'])
+
+const PENDING = 0
+const STREAMING = 1
+const DONE = 2
+
+type Failure = 'connect' | 'reset' | 'timeout' | 'bad'
+
+function classify (err: Error & { code?: string }): Failure {
+  const code = err.code
+  if (code !== undefined) {
+    if (CONNECT_FAILURES.has(code)) return 'connect'
+    if (RESETS.has(code)) return 'reset'
+    if (code === 'UND_ERR_HEADERS_TIMEOUT') return 'timeout'
+  }
+  return 'bad'
+}
+
+const kCall = Symbol('tollgate.proxyCall')
+type TrackedResponse = ServerResponse & { [kCall]?: ProxyCall }
+
+function onClientClose (this: TrackedResponse): void {
+  const call = this[kCall]
+  if (call !== undefined) call.clientClosed()
+}
+
+/** The response body streamed to the client; backpressure pauses the upstream socket. */
+class UpstreamBody extends Readable {
+  readonly #call: ProxyCall
+  constructor (call: ProxyCall) {
+    super()
+    this.#call = call
+  }
+
+  override _read (): void {
+    this.#call.resumeUpstream()
+  }
+
+  override _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    this.#call.responseDestroyed()
+    callback(err)
+  }
+}
+
+/**
+ * Copies the request body to undici. It stands between the client's socket and undici
+ * so that undici destroying it (upstream failure) does not destroy the client's socket
+ * (the client still gets its 502), and it cuts a chunked body off past `bodyLimit`.
+ */
+class RequestBody extends Transform {
+  readonly #call: ProxyCall
+  readonly #limit: number
+  #seen = 0
+  constructor (call: ProxyCall, limit: number) {
+    super()
+    this.#call = call
+    this.#limit = limit
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length
+    if (this.#seen > this.#limit) {
+      this.#call.bodyTooLarge = true
+      callback(new BodyTooLargeError())
+      return
+    }
+    callback(null, chunk)
+  }
+}
+
+function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): void {
+  this[kCall]?.requestBody?.destroy(err)
+}
+
+/** Builds the headers sent upstream (the host is set per attempt). */
+function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
+  const incoming = request.headers
+  const connection = incoming.connection
+  const listed = connection === undefined ? null : connectionTokens(connection)
+  const headers: Record<string, string | string[]> = {}
+  for (const name in incoming) {
+    if (HOP_BY_HOP_HEADERS.has(name) || REPLACED.has(name)) continue
+    if (listed !== null && listed.includes(name)) continue
+    const value = incoming[name]
+    if (value !== undefined) headers[name] = value
+  }
+  headers['x-forwarded-for'] = request.ip
+  headers['x-forwarded-proto'] = request.protocol
+  headers['x-forwarded-host'] = request.host
+  headers['x-request-id'] = request.id
+  headers.traceparent = nextTraceparent(incoming.traceparent)
+  return headers
+}
+
+/** Copies an upstream response's headers to the reply, minus hop-by-hop ones. Headers set by the gateway win. */
+function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
+  let listed: string[] | null = null
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 10 && name.toString('latin1').toLowerCase() === 'connection') {
+      const tokens = connectionTokens(raw[i + 1]!.toString('latin1'))
+      listed = listed === null ? tokens : listed.concat(tokens)
+    }
+  }
+  const headers: Record<string, string | string[]> = {}
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase()
+    if (HOP_BY_HOP_HEADERS.has(name) || (listed !== null && listed.includes(name))) continue
+    // latin1: Node writes the header block of a streamed (Buffer) response as latin1,
+    // so every byte of the value round-trips exactly.
+    const value = raw[i + 1]!.toString('latin1')
+    const existing = headers[name]
+    if (existing === undefined) headers[name] = value
+    else if (Array.isArray(existing)) existing.push(value)
+    else headers[name] = [existing, value]
+  }
+  for (const name in headers) {
+    if (name === 'set-cookie' || !reply.hasHeader(name)) reply.header(name, headers[name])
+  }
+}
+
+/** One proxied request: its attempts on the upstream's targets, and the streaming of the answer. */
+export class ProxyCall {
+  readonly request: FastifyRequest
+  readonly reply: FastifyReply
+  readonly route: CompiledRoute
+  readonly upstream: Upstream
+  readonly #options: Dispatcher.DispatchOptions & { headers: Record<string, string | string[]> }
+  readonly #retriable: boolean
+  requestBody: RequestBody | null = null
+  bodyTooLarge = false
+  #target: Target | null = null
+  #tried: Target[] | null = null
+  #attempts = 0
+  #firstStart = 0
+  #attemptStart = 0
+  #state = PENDING
+  #counted = false
+  #clientGone = false
+  #abort: ((reason?: Error) => void) | null = null
+  #resume: (() => void) | null = null
+  #body: UpstreamBody | null = null
+
+  constructor (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply) {
+    this.request = request
+    this.reply = reply
+    this.route = route
+    this.upstream = route.upstream
+    const raw = request.raw
+    const url = raw.url!
+    let path = route.rewritePrefix + url.slice(route.prefixLength)
+    if (path.charCodeAt(0) !== 47 /* / */) path = '/' + path
+    const method = raw.method!
+    const incoming = request.headers
+    const hasBody = incoming['transfer-encoding'] !== undefined ||
+      (incoming['content-length'] !== undefined && incoming['content-length'] !== '0')
+    let body: Readable | null = null
+    if (hasBody) {
+      const source = (request.body instanceof Readable ? request.body : raw) as Readable & { [kCall]?: ProxyCall }
+      const limiter = new RequestBody(this, route.bodyLimit)
+      this.requestBody = limiter
+      source[kCall] = this
+      source.on('error', onSourceError)
+      source.pipe(limiter)
+      body = limiter
+    }
+    this.#options = { path, method, headers: upstreamHeaders(request), body }
+    this.#retriable = !hasBody && route.upstream.options.retries > 0 && IDEMPOTENT.has(method)
+    const res = reply.raw as TrackedResponse
+    res[kCall] = this
+    res.once('close', onClientClose)
+  }
+
+  start (): void {
+    this.#firstStart = this.route.now()
+    const target = this.upstream.pick(null)
+    if (target === null) {
+      this.#unavailable()
+      return
+    }
+    this.#dispatch(target)
+  }
+
+  #dispatch (target: Target): void {
+    this.#target = target
+    this.#attempts++
+    this.#state = PENDING
+    this.#abort = null
+    this.#counted = true
+    target.active++
+    this.request.tollgateTarget = target.url
+    this.#options.headers.host = target.host
+    this.#attemptStart = performance.now()
+    target.pool.dispatch(this.#options, this as unknown as Dispatcher.DispatchHandler)
+  }
+
+  #uncount (): void {
+    if (this.#counted) {
+      this.#counted = false
+      this.#target!.active--
+    }
+  }
+
+  #emitResponse (status: number): void {
+    const events = this.route.events
+    if (events.hasListeners('upstreamResponse')) {
+      events.emit('upstreamResponse', {
+        upstream: this.upstream.name,
+        target: this.#target!.url,
+        status,
+        seconds: (performance.now() - this.#attemptStart) / 1000
+      })
+    }
+  }
+
+  // ---- undici dispatch handler ----
+
+  onConnect (abort: (reason?: Error) => void): void {
+    this.#abort = abort
+    if (this.#clientGone) abort()
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (this.#clientGone) return false
+    if (statusCode < 200 || statusCode > 599) {
+      // 1xx are not relayed (undici consumes them); anything else is not HTTP.
+      if (statusCode >= 100 && statusCode < 200) return true
+      this.#abort?.(new Error(`invalid status code ${statusCode}`))
+      return false
+    }
+    this.#state = STREAMING
+    this.#resume = resume
+    const target = this.#target!
+    if (statusCode >= 502 && statusCode <= 504) this.upstream.failed(target)
+    else this.upstream.succeeded(target)
+    this.#emitResponse(statusCode)
+    const reply = this.reply
+    copyResponseHeaders(rawHeaders, reply)
+    // An HTTP/1 connection cannot be reused while the client is still sending a body nobody reads.
+    if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
+    const body = new UpstreamBody(this)
+    this.#body = body
+    reply.code(statusCode)
+    reply.send(body)
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    const body = this.#body
+    if (body === null || body.destroyed) return false
+    return body.push(chunk)
+  }
+
+  onComplete (): void {
+    this.#state = DONE
+    this.#uncount()
+    this.#body?.push(null)
+  }
+
+  onError (err: Error & { code?: string }): void {
+    if (this.#state === DONE) return
+    const wasStreaming = this.#state === STREAMING
+    this.#state = DONE
+    this.#uncount()
+    const target = this.#target!
+    if (this.#clientGone) {
+      this.upstream.released(target)
+      return
+    }
+    if (wasStreaming) {
+      // Headers (maybe bytes) already went to the client: all that is left is to cut it off.
+      this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
+      this.#body!.destroy(new BadGatewayError({ cause: err }))
+      return
+    }
+    if (this.bodyTooLarge) {
+      this.upstream.released(target)
+      this.reply.header('connection', 'close')
+      this.reply.send(new BodyTooLargeError())
+      return
+    }
+    const failure = classify(err)
+    this.upstream.failed(target)
+    this.request.log.warn({ err, target: target.url, attempt: this.#attempts }, 'upstream attempt failed: %s', failure)
+    if (this.#retriable && (failure === 'connect' || failure === 'reset') &&
+        this.#attempts <= this.upstream.options.retries &&
+        this.route.now() - this.#firstStart < this.upstream.options.timeout) {
+      const tried = (this.#tried ??= [])
+      tried.push(target)
+      const next = this.upstream.pick(tried)
+      if (next !== null) {
+        this.#emitResponse(failure === 'connect' ? 503 : 502)
+        const events = this.route.events
+        if (events.hasListeners('upstreamRetry')) events.emit('upstreamRetry', { upstream: this.upstream.name, target: next.url })
+        this.#dispatch(next)
+        return
+      }
+    }
+    if (this.requestBody !== null && !this.request.raw.complete) this.reply.header('connection', 'close')
+    if (failure === 'connect') {
+      this.#emitResponse(503)
+      this.reply.header('retry-after', String(this.upstream.retryAfter()))
+      this.reply.send(new UpstreamUnavailableError({ cause: err }))
+    } else if (failure === 'timeout') {
+      this.#emitResponse(504)
+      this.reply.send(new GatewayTimeoutError({ cause: err }))
+    } else {
+      this.#emitResponse(502)
+      this.reply.send(new BadGatewayError({ cause: err }))
+    }
+  }
+
+  // ---- client side ----
+
+  resumeUpstream (): void {
+    this.#resume?.()
+  }
+
+  /** Fastify destroyed the response body (the client went away, or it finished). */
+  responseDestroyed (): void {
+    if (this.#state !== DONE) this.clientClosed()
+  }
+
+  /** The client's connection closed before the answer was complete: abort the upstream request. */
+  clientClosed (): void {
+    if (this.#state === DONE || this.#clientGone) return
+    if (this.reply.raw.writableFinished) return
+    this.#clientGone = true
+    if (this.#abort !== null) this.#abort(new Error('client closed the connection'))
+  }
+
+  #unavailable (): void {
+    this.reply.header('retry-after', String(this.upstream.retryAfter()))
+    if (this.requestBody !== null) {
+      this.requestBody.destroy()
+      if (!this.request.raw.complete) this.reply.header('connection', 'close')
+    }
+    this.reply.send(new UpstreamUnavailableError())
+  }
+}

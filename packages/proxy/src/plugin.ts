@@ -1,0 +1,163 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
+import fp from 'fastify-plugin'
+import { pathProblem, tollgateRuntime, type TollgateRuntime } from '@tollgate/common'
+import { resolveOptions, PROXIED_METHODS, type ProxyOptions, type ResolvedOptions, type ResolvedRoute } from './options.js'
+import { BadPathError, BodyTooLargeError, MethodNotAllowedError } from './errors.js'
+import { ProxyCall, type CompiledRoute } from './forward.js'
+import { Upstream } from './upstream.js'
+
+export const PLUGIN_NAME = '@tollgate/proxy'
+
+/** State of one target, as `app.tollgateProxy.upstreams()` reports it. */
+export interface TargetSnapshot {
+  url: string
+  weight: number
+  healthy: boolean
+  circuit: 'closed' | 'open' | 'half-open'
+  active: number
+}
+
+/** The `app.tollgateProxy` decorator. */
+export interface TollgateProxyApi {
+  /** Runs one active health check of every target of every upstream now. */
+  checkHealth: () => Promise<void>
+  /** Live state of every upstream's targets (for `routes` listings, debugging, tests). */
+  upstreams: () => Array<{ name: string, targets: TargetSnapshot[] }>
+}
+
+interface InnerOptions {
+  resolved: ResolvedOptions
+  upstreams: Map<string, Upstream>
+}
+
+function passThroughParser (_request: FastifyRequest, payload: unknown, done: (err: Error | null, body?: unknown) => void): void {
+  done(null, payload)
+}
+
+function guardFor (route: ResolvedRoute, bodyLimit: number) {
+  const methods = route.methods
+  const allow = route.allow
+  const prefixLength = route.prefix.length
+  // Runs first among the route's onRequest hooks (it is the route's own option; other
+  // plugins append theirs in onRoute), so auth and rate limits only see normal paths.
+  return function tollgateProxyGuard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const url = request.raw.url!
+    const problem = pathProblem(url)
+    if (problem !== null) {
+      done(new BadPathError(problem))
+      return
+    }
+    // The router matched `prefix` or `prefix/*`; confirm the raw path agrees (no `/prefixfoo`).
+    const next = url.charCodeAt(prefixLength)
+    if (!(Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */)) {
+      done(new BadPathError('path does not match the route prefix'))
+      return
+    }
+    const method = request.raw.method!
+    if (methods !== null && !methods.has(method)) {
+      reply.header('allow', allow)
+      done(new MethodNotAllowedError(method))
+      return
+    }
+    const length = request.headers['content-length']
+    if (length !== undefined && Number(length) > bodyLimit) {
+      // Refused before a byte of the body is read; the connection cannot be reused.
+      reply.header('connection', 'close')
+      done(new BodyTooLargeError())
+      return
+    }
+    done()
+  }
+}
+
+function handlerFor (compiled: CompiledRoute): RouteHandlerMethod {
+  return function tollgateProxyHandler (request, reply) {
+    new ProxyCall(compiled, request, reply).start()
+  }
+}
+
+/** The encapsulated part: the content-type parser and the routes stay in this context. */
+const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolved, upstreams }) => {
+  // Bodies are streamed, never parsed; this parser exists only in this context.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', passThroughParser)
+
+  const events = fastify.tollgate.events
+  for (const route of resolved.routes) {
+    const compiled: CompiledRoute = Object.freeze({
+      prefix: route.prefix,
+      prefixLength: route.prefix.length,
+      rewritePrefix: route.rewritePrefix,
+      upstream: upstreams.get(route.upstream)!,
+      bodyLimit: resolved.bodyLimit,
+      events,
+      now: resolved.now
+    })
+    const config = {
+      ...route.config,
+      tollgate: { route: route.prefix === '' ? '/' : route.prefix, upstream: route.upstream },
+      tollgateProxy: { upstream: route.upstream, prefix: route.prefix, rewritePrefix: route.rewritePrefix, websocket: route.websocket }
+    }
+    const onRequest = guardFor(route, resolved.bodyLimit)
+    const handler = handlerFor(compiled)
+    for (const url of [route.prefix === '' ? '/' : route.prefix, `${route.prefix}/*`]) {
+      fastify.route({ method: [...PROXIED_METHODS], url, config, onRequest, handler })
+    }
+  }
+
+  fastify.addHook('onReady', async () => {
+    for (const upstream of upstreams.values()) {
+      upstream.announce()
+      if (resolved.healthChecks) upstream.startHealthChecks()
+    }
+  })
+  fastify.addHook('onClose', async () => {
+    await Promise.all([...upstreams.values()].map(async (upstream) => { await upstream.close() }))
+  })
+}
+
+const encapsulated = fp(routesPlugin, { fastify: '5.x', name: `${PLUGIN_NAME}/routes`, encapsulate: true })
+
+/**
+ * The outer part is not encapsulated, so the shared runtime (`app.tollgate`), the
+ * `request.tollgateTarget` decorator and `app.tollgateProxy` land on the instance
+ * the plugin was registered on (the root, usually), where the other Tollgate
+ * plugins see them. Everything else lives in the encapsulated child.
+ */
+export const tollgateProxy: FastifyPluginAsync<ProxyOptions> = async (fastify, options) => {
+  const resolved = resolveOptions(options, { bodyLimit: fastify.initialConfig.bodyLimit ?? 1_048_576 })
+  const runtime: TollgateRuntime = tollgateRuntime(fastify)
+  const log = fastify.log.child({ plugin: PLUGIN_NAME })
+
+  if (!fastify.hasRequestDecorator('tollgateTarget')) fastify.decorateRequest('tollgateTarget', null)
+
+  const upstreams = new Map<string, Upstream>()
+  for (const [name, upstream] of resolved.upstreams) {
+    const live = new Upstream(upstream, resolved.now, runtime.events, log)
+    upstreams.set(name, live)
+    runtime.addReadinessCheck(`upstream:${name}`, () => live.readiness())
+  }
+
+  const api: TollgateProxyApi = {
+    async checkHealth () {
+      await Promise.all([...upstreams.values()].map(async (upstream) => { await upstream.checkHealth() }))
+    },
+    upstreams () {
+      return [...upstreams.values()].map((upstream) => ({
+        name: upstream.name,
+        targets: upstream.targets.map((target) => ({
+          url: target.url,
+          weight: target.weight,
+          healthy: upstream.isHealthy(target),
+          circuit: target.circuit,
+          active: target.active
+        }))
+      }))
+    }
+  }
+  if (!fastify.hasDecorator('tollgateProxy')) fastify.decorate('tollgateProxy', api)
+
+  await fastify.register(encapsulated, { resolved, upstreams })
+}
+
+export type { FastifyInstance }

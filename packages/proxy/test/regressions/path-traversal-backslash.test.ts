@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('a raw backslash', '/api/posts/..\\admin')

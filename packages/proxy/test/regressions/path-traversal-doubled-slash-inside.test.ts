@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('a doubled slash inside the path', '/api/posts//../admin')

@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('doubled slashes', '//api/admin')

@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('percent-encoded characters inside the prefix', '/api/%70osts/../admin')

@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('percent-encoded prefix characters', '/api/%61dmin')

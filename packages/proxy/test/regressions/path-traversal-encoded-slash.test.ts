@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('an encoded slash', '/api/posts%2f..%2fadmin')

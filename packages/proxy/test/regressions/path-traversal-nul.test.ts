@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('an encoded NUL', '/api/posts/%00/../admin')

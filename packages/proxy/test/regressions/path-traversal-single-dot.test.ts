@@ -1,0 +1,3 @@
+import { escapeForm } from '../helpers/escape.js'
+
+escapeForm('a single dot segment', '/api/posts/./../admin/x')
