@@ -13,6 +13,8 @@ export interface Seen {
   body: Buffer
   /** true when the request body ended normally, false when the client aborted it. */
   complete: boolean
+  /** true once the connection of this request closed before a response was finished. */
+  aborted: boolean
 }
 
 export interface Upstream {
@@ -33,8 +35,9 @@ export async function upstream (t: Test, handler: (req: IncomingMessage, res: Se
   const server = createServer((req, res) => {
     state.hits++
     const chunks: Buffer[] = []
-    const record: Seen = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0), complete: false }
+    const record: Seen = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0), complete: false, aborted: false }
     seen.push(record)
+    res.on('close', () => { if (!res.writableFinished) record.aborted = true })
     req.on('data', (chunk: Buffer) => chunks.push(chunk))
     req.on('error', () => {})
     req.on('end', () => {
@@ -142,4 +145,13 @@ export async function rawRequest (base: string, head: string, body = ''): Promis
     })
     socket.write(head.replace(/\r\n$/, '') + '\r\nconnection: close\r\n\r\n' + body)
   })
+}
+
+/** Waits (bounded: `tries` x 10 ms) until `condition()` holds; returns whether it did. */
+export async function eventually (condition: () => boolean, tries = 300): Promise<boolean> {
+  for (let i = 0; i < tries; i++) {
+    if (condition()) return true
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return condition()
 }
