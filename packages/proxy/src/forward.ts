@@ -43,7 +43,7 @@ const DONE = 2
 
 type Failure = 'connect' | 'reset' | 'timeout' | 'bad'
 
-function classify (err: Error & { code?: string }): Failure {
+export function classify (err: Error & { code?: string }): Failure {
   const code = err.code
   if (code !== undefined) {
     if (CONNECT_FAILURES.has(code)) return 'connect'
@@ -110,7 +110,7 @@ function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): v
 }
 
 /** Builds the headers sent upstream (the host is set per attempt). */
-function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
+export function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
   const incoming = request.headers
   const connection = incoming.connection
   const listed = connection === undefined ? null : connectionTokens(connection)

@@ -5,6 +5,8 @@ import { resolveOptions, PROXIED_METHODS, type ProxyOptions, type ResolvedOption
 import { BadPathError, BodyTooLargeError, MethodNotAllowedError } from './errors.js'
 import { ProxyCall, type CompiledRoute } from './forward.js'
 import { Upstream } from './upstream.js'
+import { proxyUpgrade, routeUpgrades, upgradeSocket } from './websocket.js'
+import type { Duplex } from 'node:stream'
 
 export const PLUGIN_NAME = '@tollgate/proxy'
 
@@ -70,7 +72,13 @@ function guardFor (route: ResolvedRoute, bodyLimit: number) {
   }
 }
 
-function handlerFor (compiled: CompiledRoute): RouteHandlerMethod {
+function handlerFor (compiled: CompiledRoute, websocket: boolean, tunnels: Set<Duplex>): RouteHandlerMethod {
+  if (websocket) {
+    return function tollgateProxyWebSocketHandler (request, reply) {
+      if (upgradeSocket(request) !== undefined && request.raw.method === 'GET') proxyUpgrade(compiled, request, reply, tunnels)
+      else new ProxyCall(compiled, request, reply).start()
+    }
+  }
   return function tollgateProxyHandler (request, reply) {
     new ProxyCall(compiled, request, reply).start()
   }
@@ -83,6 +91,13 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   fastify.addContentTypeParser('*', passThroughParser)
 
   const events = fastify.tollgate.events
+  const tunnels = new Set<Duplex>()
+  const websocketPrefixes = resolved.routes.filter((route) => route.websocket).map((route) => route.prefix)
+  if (websocketPrefixes.length > 0) {
+    routeUpgrades(fastify, websocketPrefixes, tunnels)
+    // Open tunnels would keep server.close() waiting forever.
+    fastify.addHook('preClose', async () => { for (const socket of tunnels) socket.destroy() })
+  }
   for (const route of resolved.routes) {
     const compiled: CompiledRoute = Object.freeze({
       prefix: route.prefix,
@@ -99,7 +114,7 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
       tollgateProxy: { upstream: route.upstream, prefix: route.prefix, rewritePrefix: route.rewritePrefix, websocket: route.websocket }
     }
     const onRequest = guardFor(route, resolved.bodyLimit)
-    const handler = handlerFor(compiled)
+    const handler = handlerFor(compiled, route.websocket, tunnels)
     for (const url of [route.prefix === '' ? '/' : route.prefix, `${route.prefix}/*`]) {
       fastify.route({ method: [...PROXIED_METHODS], url, config, onRequest, handler })
     }
