@@ -1,0 +1,110 @@
+// The configurations under test. Each one proxies /api/* to the upstream with the
+// prefix removed (/api/hello -> /hello). `kind` says who runs it:
+//   direct  the load generator hits the upstream itself (the upper bound)
+//   nginx   an nginx process the harness configures (only when nginx is on PATH)
+//   node    lib/server.mjs builds it in its own child process
+// `requires` names configurations that must run in the same run for its figures
+// (every ratio is to BASELINE; the micro figures are differences to a pair).
+
+export const BASELINE = 'fastify-http-proxy'
+
+export const CONFIGS = [
+  {
+    name: 'direct',
+    kind: 'direct',
+    group: 'main',
+    title: 'direct to the upstream (upper bound)'
+  },
+  {
+    name: 'nginx',
+    kind: 'nginx',
+    group: 'main',
+    needs: 'nginx',
+    title: 'nginx reverse proxy, upstream keep-alive (1 worker)'
+  },
+  {
+    name: 'fastify-http-proxy',
+    kind: 'node',
+    group: 'main',
+    title: 'bare fastify + @fastify/http-proxy (the baseline)'
+  },
+  {
+    name: 'fast-gateway',
+    kind: 'node',
+    group: 'main',
+    title: 'fast-gateway (restana + fast-proxy-lite)'
+  },
+  {
+    name: 'express',
+    kind: 'node',
+    group: 'main',
+    auth: true,
+    title: 'express + http-proxy-middleware + express-rate-limit + jsonwebtoken RS256'
+  },
+  {
+    name: 'tollgate-proxy',
+    kind: 'node',
+    group: 'main',
+    title: 'Tollgate proxy only (createGateway, public route, logs at warn)'
+  },
+  {
+    name: 'tollgate-full',
+    kind: 'node',
+    group: 'main',
+    auth: true,
+    logs: true,
+    title: 'Tollgate full: JWT from JWKS, memory rate limit, metrics, info request logs to a file'
+  },
+  {
+    name: 'tollgate-full-redis',
+    kind: 'node',
+    group: 'main',
+    auth: true,
+    logs: true,
+    needs: 'redis',
+    title: 'Tollgate full with the Redis rate-limit store'
+  },
+  {
+    name: 'tollgate-rl-memory',
+    kind: 'node',
+    group: 'micro',
+    needs: undefined,
+    requires: ['tollgate-proxy'],
+    title: 'micro: Tollgate proxy + in-memory rate limit (public route)'
+  },
+  {
+    name: 'tollgate-rl-redis',
+    kind: 'node',
+    group: 'micro',
+    needs: 'redis',
+    requires: ['tollgate-proxy'],
+    title: 'micro: Tollgate proxy + Redis rate limit (public route)'
+  },
+  {
+    name: 'tollgate-plugin-proxy',
+    kind: 'node',
+    group: 'micro',
+    title: 'micro: fastify + @tollgate/proxy alone (metrics off)'
+  },
+  {
+    name: 'tollgate-plugin-metrics',
+    kind: 'node',
+    group: 'micro',
+    requires: ['tollgate-plugin-proxy'],
+    title: 'micro: fastify + @tollgate/metrics + @tollgate/proxy (metrics on, request logs off)'
+  }
+]
+
+/** The micro figures: what a feature adds, measured as a pair in the same run. */
+export const MICRO = [
+  { name: 'rate limit, memory', with: 'tollgate-rl-memory', without: 'tollgate-proxy', issue: 4 },
+  { name: 'rate limit, Redis', with: 'tollgate-rl-redis', without: 'tollgate-proxy', issue: 4 },
+  { name: 'metrics on vs off', with: 'tollgate-plugin-metrics', without: 'tollgate-plugin-proxy', issue: 5 }
+]
+
+/** The JWT the auth configurations verify (issuer, audience, roles). */
+export const JWT_CLAIMS = { issuer: 'tollgate-bench', audience: 'tollgate-bench-api', subject: 'bench-user', roles: ['user'] }
+
+export const REQUEST_PATH = '/api/hello?page=1'
+export const DIRECT_PATH = '/hello?page=1'
+export const CONNECTIONS = 50

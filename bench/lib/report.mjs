@@ -1,0 +1,142 @@
+// Aggregation (medians over rounds, ratios to the baseline, micro differences)
+// and rendering (console table and markdown).
+import { BASELINE, MICRO } from './configs.mjs'
+
+export function median (values) {
+  const sorted = values.filter((value) => typeof value === 'number' && Number.isFinite(value)).sort((a, b) => a - b)
+  if (sorted.length === 0) return null
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+function max (values) {
+  const finite = values.filter((value) => typeof value === 'number' && Number.isFinite(value))
+  return finite.length === 0 ? null : Math.max(...finite)
+}
+
+/** One row per configuration: medians of the rounds that ran, and ratios to the baseline. */
+export function aggregate (configs, runs) {
+  const rows = configs.map((config) => {
+    const mine = runs.filter((run) => run.config === config.name)
+    const good = mine.filter((run) => run.ok)
+    return {
+      name: config.name,
+      title: config.title,
+      group: config.group,
+      status: mine.length === 0 ? 'skipped' : good.length === mine.length ? 'ok' : 'FAILED',
+      rounds: good.length,
+      rps: median(good.map((run) => run.rps)),
+      p50: median(good.map((run) => run.p50)),
+      p99: median(good.map((run) => run.p99)),
+      rssMb: max(good.map((run) => run.rssMaxBytes === null ? null : run.rssMaxBytes / 1048576)),
+      cpuUsPerRequest: median(good.map((run) => run.cpuUsPerRequest)),
+      errors: mine.flatMap((run) => run.problems)
+    }
+  })
+  const base = rows.find((row) => row.name === BASELINE)
+  for (const row of rows) {
+    const usable = base !== undefined && base.rounds > 0 && row.rounds > 0
+    row.rpsRatio = usable ? row.rps / base.rps : null
+    row.p50Ratio = usable ? row.p50 / base.p50 : null
+    row.p99Ratio = usable ? row.p99 / base.p99 : null
+  }
+  return rows
+}
+
+/**
+ * What a feature adds: wall time per request on the saturated server core
+ * (1/rps, so the shared upstream's share cancels out), the gateway process's
+ * own CPU per request, and the throughput change.
+ */
+export function micro (rows) {
+  const byName = new Map(rows.map((row) => [row.name, row]))
+  return MICRO.flatMap((pair) => {
+    const on = byName.get(pair.with)
+    const off = byName.get(pair.without)
+    if (on === undefined || off === undefined || on.rounds === 0 || off.rounds === 0) return []
+    return [{
+      name: pair.name,
+      issue: pair.issue,
+      with: pair.with,
+      without: pair.without,
+      addedUsPerRequest: 1e6 / on.rps - 1e6 / off.rps,
+      addedCpuUsPerRequest: on.cpuUsPerRequest !== null && off.cpuUsPerRequest !== null ? on.cpuUsPerRequest - off.cpuUsPerRequest : null,
+      throughputChange: on.rps / off.rps - 1
+    }]
+  })
+}
+
+const fmt = {
+  int: (value) => value === null ? '-' : Math.round(value).toLocaleString('en-US'),
+  ms: (value) => value === null ? '-' : value.toFixed(2),
+  x: (value) => value === null ? '-' : `${value.toFixed(2)}x`,
+  mb: (value) => value === null ? '-' : value.toFixed(0),
+  us: (value) => value === null ? '-' : value.toFixed(1),
+  signedUs: (value) => value === null ? '-' : `${value >= 0 ? '+' : ''}${value.toFixed(1)}`,
+  pct: (value) => value === null ? '-' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}%`
+}
+
+const MAIN_HEAD = ['configuration', 'req/s', 'x bare', 'p50 ms', 'x bare', 'p99 ms', 'x bare', 'RSS MB', 'CPU us/req', 'rounds', 'status']
+
+function mainCells (row) {
+  return [row.name, fmt.int(row.rps), fmt.x(row.rpsRatio), fmt.ms(row.p50), fmt.x(row.p50Ratio), fmt.ms(row.p99), fmt.x(row.p99Ratio), fmt.mb(row.rssMb), fmt.us(row.cpuUsPerRequest), String(row.rounds), row.status]
+}
+
+const MICRO_HEAD = ['feature', 'with', 'without', 'added us/req (wall)', 'added CPU us/req', 'throughput']
+
+function microCells (item) {
+  return [item.name, item.with, item.without, fmt.signedUs(item.addedUsPerRequest), fmt.signedUs(item.addedCpuUsPerRequest), fmt.pct(item.throughputChange)]
+}
+
+function textTable (head, rows) {
+  const widths = head.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column].length)))
+  const line = (cells) => cells.map((cell, column) => column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])).join('  ')
+  return [line(head), widths.map((width) => '-'.repeat(width)).join('  '), ...rows.map(line)].join('\n')
+}
+
+function markdownTable (head, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`
+  return [line(head), line(head.map((_, column) => column === 0 ? '---' : '---:')), ...rows.map(line)].join('\n')
+}
+
+export function consoleReport (rows, microRows) {
+  const main = rows.filter((row) => row.group === 'main')
+  const extra = rows.filter((row) => row.group !== 'main')
+  const parts = [textTable(MAIN_HEAD, main.map(mainCells))]
+  if (extra.length > 0) parts.push('', 'micro configurations:', textTable(MAIN_HEAD, extra.map(mainCells)))
+  if (microRows.length > 0) parts.push('', 'added cost per request:', textTable(MICRO_HEAD, microRows.map(microCells)))
+  return parts.join('\n')
+}
+
+export function markdownReport (meta, rows, microRows) {
+  const main = rows.filter((row) => row.group === 'main')
+  const extra = rows.filter((row) => row.group !== 'main')
+  const lines = [
+    `# Tollgate benchmark, ${meta.startedAt}`,
+    '',
+    `- command: \`${meta.command}\``,
+    `- machine: ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, ${meta.machine.platform}`,
+    `- load: ${meta.load.tool}, ${meta.load.connections} connections, ${meta.load.warmup} s warm-up + ${meta.load.duration} s measured, ${meta.rounds} round(s), configurations interleaved (order rotated each round)`,
+    `- pinning: ${meta.pinning.reason}`,
+    `- baseline for every "x bare" ratio: ${BASELINE} in this run (req/s: higher is better; latency: lower is better)`,
+    `- RSS: the highest VmRSS of the server process (and its children) sampled during the measured load; CPU us/req: its user+system CPU time over the measured run divided by the requests answered`,
+    ...meta.notes.map((note) => `- note: ${note}`),
+    '',
+    '## Peers and Tollgate',
+    '',
+    markdownTable(MAIN_HEAD, main.map(mainCells))
+  ]
+  if (extra.length > 0) lines.push('', '## Micro configurations', '', markdownTable(MAIN_HEAD, extra.map(mainCells)))
+  if (microRows.length > 0) {
+    lines.push('', '## Added cost per request', '',
+      'wall: 1/req/s difference on the saturated server core; CPU: the gateway process\'s own CPU time per request.', '',
+      markdownTable(MICRO_HEAD, microRows.map(microCells)))
+  }
+  const failures = rows.filter((row) => row.errors.length > 0)
+  if (failures.length > 0) {
+    lines.push('', '## Problems', '')
+    for (const row of failures) for (const error of row.errors) lines.push(`- ${row.name}: ${error}`)
+  }
+  lines.push('', '## Configurations', '', ...rows.map((row) => `- \`${row.name}\`: ${row.title}`), '')
+  return lines.join('\n')
+}

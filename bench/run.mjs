@@ -1,0 +1,449 @@
+/* global process, console, fetch, setInterval, clearInterval, Buffer */
+// Tollgate's load benchmark: one upstream, every configuration in turn in its
+// own process, load from wrk (when on PATH) or autocannon in another process,
+// configurations interleaved over rounds, medians and ratios to bare
+// fastify + @fastify/http-proxy from the same run. See README.md.
+import { generateKeyPairSync, randomUUID } from 'node:crypto'
+import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import jwt from 'jsonwebtoken'
+import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, REQUEST_PATH } from './lib/configs.mjs'
+import { cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
+import { startNginx } from './lib/nginx.mjs'
+import { runWrk, wrkScript } from './lib/wrk.mjs'
+import { aggregate, consoleReport, markdownReport, micro } from './lib/report.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const REDIS_URL = 'redis://127.0.0.1:6379'
+
+// ---------------------------------------------------------------- options
+const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/bench run bench -- options)
+  --only a,b        run only these configurations (plus the baseline and any pair they need)
+  --duration S      measured seconds per run            (env BENCH_DURATION, default 10)
+  --warmup S        warm-up seconds before each run      (env BENCH_WARMUP, default 2)
+  --rounds N        interleaved rounds                   (env BENCH_ROUNDS, default 3)
+  --connections N   concurrent connections               (env BENCH_CONNECTIONS, default ${CONNECTIONS})
+  --load TOOL       wrk | autocannon (env BENCH_LOAD; default wrk when on PATH)
+  --max-seconds S   hard limit of the whole run         (env BENCH_MAX_SECONDS, default 600)
+  --list            print the configurations and exit
+env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only;
+     BENCH_RL_ALGORITHM (default sliding-window) is the limiter algorithm of the rate-limited configurations.`
+
+let parsed
+try {
+  parsed = parseArgs({
+    options: {
+      only: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      rounds: { type: 'string' },
+      connections: { type: 'string' },
+      load: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    },
+    args: process.argv.slice(2).filter((arg) => arg !== '--'),
+    strict: true
+  }).values
+} catch (error) {
+  console.error(`${error.message}\n${USAGE}`)
+  process.exit(2)
+}
+if (parsed.help) {
+  console.log(USAGE)
+  process.exit(0)
+}
+if (parsed.list) {
+  for (const config of CONFIGS) console.log(`${config.name.padEnd(26)} ${config.group.padEnd(6)} ${config.title}`)
+  process.exit(0)
+}
+
+function numberOption (flag, env, fallback, { min, max, integer }) {
+  const raw = parsed[flag] ?? process.env[env]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    console.error(`--${flag} / ${env}: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}, got "${raw}"`)
+    process.exit(2)
+  }
+  return value
+}
+
+const duration = numberOption('duration', 'BENCH_DURATION', 10, { min: 1, max: 120, integer: true })
+const warmup = numberOption('warmup', 'BENCH_WARMUP', 2, { min: 0, max: 60, integer: true })
+const rounds = numberOption('rounds', 'BENCH_ROUNDS', 3, { min: 1, max: 20, integer: true })
+const connections = numberOption('connections', 'BENCH_CONNECTIONS', CONNECTIONS, { min: 1, max: 1000, integer: true })
+const maxSeconds = numberOption('max-seconds', 'BENCH_MAX_SECONDS', 600, { min: 10, max: 7200, integer: true })
+const rlAlgorithm = process.env.BENCH_RL_ALGORITHM ?? 'sliding-window'
+
+const byName = new Map(CONFIGS.map((config) => [config.name, config]))
+const notes = []
+let selected = CONFIGS
+const onlyRaw = parsed.only ?? process.env.BENCH_ONLY
+if (onlyRaw !== undefined && onlyRaw !== '') {
+  const names = onlyRaw.split(',').map((name) => name.trim()).filter(Boolean)
+  const unknown = names.filter((name) => !byName.has(name))
+  if (unknown.length > 0) {
+    console.error(`--only: unknown configuration(s) ${unknown.join(', ')} (known: ${[...byName.keys()].join(', ')})`)
+    process.exit(2)
+  }
+  const wanted = new Set(names)
+  const added = []
+  for (const name of [BASELINE, ...names.flatMap((name) => byName.get(name).requires ?? [])]) {
+    if (!wanted.has(name)) {
+      wanted.add(name)
+      added.push(name)
+    }
+  }
+  if (added.length > 0) notes.push(`added to --only for the ratios and pairs: ${added.join(', ')}`)
+  selected = CONFIGS.filter((config) => wanted.has(config.name))
+}
+
+// ---------------------------------------------------------------- environment
+const plan = pinningPlan()
+const loadChoice = parsed.load ?? process.env.BENCH_LOAD
+const wrk = loadChoice === 'autocannon' ? null : onPath('wrk')
+if (loadChoice === 'wrk' && wrk === null) {
+  console.error('--load wrk: wrk is not on PATH')
+  process.exit(2)
+}
+const loadTool = wrk === null ? 'autocannon' : 'wrk'
+if (wrk === null && loadChoice !== 'autocannon') notes.push('wrk not on PATH: load from autocannon in its own process (autocannon may saturate its core before nginx does)')
+const nginx = onPath('nginx')
+
+const children = new Set()
+function track (child) {
+  children.add(child)
+  child.on('error', (error) => { console.error(`child process error: ${error.message}`) })
+  child.once('exit', () => children.delete(child))
+  return child
+}
+function killAll () {
+  for (const child of children) child.kill('SIGKILL')
+}
+process.on('SIGINT', () => {
+  killAll()
+  process.exit(130)
+})
+process.on('exit', killAll)
+
+const warned = new Set()
+/** A problem that does not invalidate the figures: printed once and kept in the report's notes. */
+function warn (text) {
+  if (warned.has(text)) return
+  warned.add(text)
+  notes.push(text)
+  console.log(`warning: ${text}`)
+}
+
+const workDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'))
+
+// RS256 key pair: the JWKS server publishes the public half; the token is signed with the private half.
+const kid = `bench-${randomUUID()}`
+const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const publicJwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }
+const token = jwt.sign({ roles: JWT_CLAIMS.roles }, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+  algorithm: 'RS256',
+  keyid: kid,
+  issuer: JWT_CLAIMS.issuer,
+  audience: JWT_CLAIMS.audience,
+  subject: JWT_CLAIMS.subject,
+  expiresIn: '3h'
+})
+const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' })
+
+// Redis, only when a selected configuration needs it.
+let redis = null
+if (selected.some((config) => config.needs === 'redis')) {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    redis = client
+  } catch (error) {
+    client.disconnect()
+    notes.push(`Redis not reachable at ${REDIS_URL} (${error.message}): Redis configurations skipped`)
+  }
+}
+if (nginx === null && selected.some((config) => config.needs === 'nginx')) notes.push('nginx not on PATH: the nginx configuration is skipped (it is never installed by the harness)')
+const runnable = selected.filter((config) => (config.needs !== 'redis' || redis !== null) && (config.needs !== 'nginx' || nginx !== null))
+
+async function cleanRedis (prefix) {
+  if (redis === null) return 0
+  let cursor = '0'
+  let removed = 0
+  for (let page = 0; page < 10_000; page++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    if (keys.length > 0) removed += await redis.del(...keys)
+    cursor = next
+    if (cursor === '0') break
+  }
+  return removed
+}
+
+async function redisKeyCount (prefix) {
+  let cursor = '0'
+  let count = 0
+  for (let page = 0; page < 10_000; page++) {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    count += keys.length
+    cursor = next
+    if (cursor === '0') break
+  }
+  return count
+}
+
+// ---------------------------------------------------------------- upstream
+console.log(`pinning: ${plan.reason}`)
+console.log(`load: ${loadTool}${wrk !== null ? ` (${wrk})` : ''}, ${connections} connections, ${warmup} s warm-up + ${duration} s measured, ${rounds} round(s)`)
+const upstream = track(forkNode(plan, plan.server, join(here, 'lib/upstream.mjs'), { env: { BENCH_JWKS: JSON.stringify({ keys: [publicJwk] }) } }))
+const upstreamInfo = await waitForMessage(upstream, (message) => message?.type === 'ready', 10_000, 'upstream')
+const upstreamUrl = `http://127.0.0.1:${upstreamInfo.port}`
+const jwksUrl = `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`
+// What every configuration must answer, byte for byte.
+const directBody = Buffer.from(await (await fetch(`${upstreamUrl}${DIRECT_PATH}`)).arrayBuffer())
+
+async function upstreamCounts () {
+  upstream.send({ type: 'counts' })
+  return await waitForMessage(upstream, (message) => message?.type === 'counts', 5000, 'upstream counts')
+}
+
+const script = wrk === null ? null : wrkScript(workDir)
+
+// ---------------------------------------------------------------- one run
+async function startTarget (config, round) {
+  if (config.kind === 'direct') return { port: upstreamInfo.port, path: DIRECT_PATH, pid: null, stop: async () => {} }
+  if (config.kind === 'nginx') {
+    const { child, port } = await startNginx(nginx, plan, workDir, upstreamInfo.port)
+    track(child)
+    return { port, path: REQUEST_PATH, pid: child.pid, stop: () => stopChild(child) }
+  }
+  const redisPrefix = `tollgate-bench:${process.pid}:${config.name}:${round}:`
+  const logFile = join(workDir, `${config.name}-${round}.log`)
+  const fd = openSync(logFile, 'w')
+  const child = track(forkNode(plan, plan.server, join(here, 'lib/server.mjs'), {
+    stdout: fd,
+    env: {
+      NODE_ENV: 'production',
+      BENCH_SERVER: JSON.stringify({ name: config.name, upstream: upstreamUrl, jwksUrl, publicKeyPem, redisUrl: REDIS_URL, redisPrefix, rlAlgorithm })
+    }
+  }))
+  closeSync(fd)
+  let message
+  try {
+    message = await waitForMessage(child, (candidate) => candidate?.type === 'ready' || candidate?.type === 'error', 30_000, config.name)
+  } catch (error) {
+    await stopChild(child)
+    throw error
+  }
+  if (message.type === 'error') {
+    await stopChild(child)
+    throw new Error(message.message)
+  }
+  for (const warning of message.warnings ?? []) warn(`${config.name}: ${warning}`)
+  return {
+    port: message.port,
+    path: REQUEST_PATH,
+    pid: child.pid,
+    logFile,
+    redisPrefix,
+    stop: async () => {
+      await stopChild(child)
+      if (config.needs === 'redis') await cleanRedis(redisPrefix)
+    }
+  }
+}
+
+async function countLines (file) {
+  let lines = 0
+  for await (const chunk of createReadStream(file)) {
+    for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++
+  }
+  return lines
+}
+
+async function preflight (config, target, headers) {
+  const url = `http://127.0.0.1:${target.port}${target.path}`
+  let response
+  let body
+  // A few tries (bounded, 5 s) in case a store connects just after "ready"; each retry is reported.
+  for (let attempt = 0; attempt < 20; attempt++) {
+    response = await fetch(url, { headers })
+    body = Buffer.from(await response.arrayBuffer())
+    if (response.status === 200 || attempt === 19) break
+    warn(`${config.name}: preflight got ${response.status} just after ready, retrying`)
+    await sleep(250)
+  }
+  if (response.status !== 200) throw new Error(`preflight: ${response.status} ${body.toString('utf8').slice(0, 200)}`)
+  if (!body.equals(directBody)) throw new Error(`preflight: body differs from the upstream's: ${body.toString('utf8').slice(0, 200)}`)
+  if (config.auth) {
+    const anonymous = await fetch(url)
+    await anonymous.arrayBuffer()
+    if (anonymous.status !== 401) throw new Error(`preflight: a request without a token got ${anonymous.status}, expected 401 (is auth on?)`)
+  }
+  if (config.needs === 'redis' && await redisKeyCount(target.redisPrefix) === 0) {
+    throw new Error(`preflight: no Redis key under ${target.redisPrefix} after a request (is the Redis store used?)`)
+  }
+}
+
+function loadWithAutocannon (url, headers, onMeasure) {
+  const child = track(forkNode(plan, plan.load, join(here, 'lib/load.mjs'), {
+    env: { BENCH_LOAD: JSON.stringify({ url, connections, warmup, duration, headers }) }
+  }))
+  const done = waitForMessage(child, (message) => message?.type === 'result', (warmup + duration + 30) * 1000, 'autocannon')
+  child.on('message', (message) => { if (message?.type === 'phase') onMeasure() })
+  return done.finally(() => stopChild(child, 2000))
+}
+
+function describeFailures (phase, result) {
+  const problems = []
+  if (result.non2xx > 0) problems.push(`${phase}: ${result.non2xx} non-2xx answers ${JSON.stringify(result.statusCodes)}`)
+  if (result.errors > 0) problems.push(`${phase}: ${result.errors} connection errors`)
+  if (result.timeouts > 0) problems.push(`${phase}: ${result.timeouts} timeouts`)
+  if (result.ok === 0) problems.push(`${phase}: no successful request`)
+  return problems
+}
+
+async function runOne (config, round) {
+  const run = { config: config.name, round, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] }
+  const headers = config.auth ? { authorization: `Bearer ${token}` } : {}
+  let target
+  try {
+    target = await startTarget(config, round)
+  } catch (error) {
+    run.problems.push(`start: ${error.message}`)
+    return run
+  }
+  try {
+    await preflight(config, target, headers)
+    const before = await upstreamCounts()
+    let cpuStart = null
+    let sampler = null
+    const onMeasure = () => {
+      if (target.pid === null) return
+      cpuStart = cpuSeconds(target.pid)
+      run.rssMaxBytes = rssBytes(target.pid)
+      sampler = setInterval(() => { run.rssMaxBytes = Math.max(run.rssMaxBytes, rssBytes(target.pid)) }, 250)
+    }
+    const url = `http://127.0.0.1:${target.port}${target.path}`
+    let result
+    try {
+      result = wrk === null
+        ? await loadWithAutocannon(url, headers, onMeasure)
+        : await runWrk(wrk, plan, { url, connections, warmup, duration, script, authorization: headers.authorization, onMeasure })
+    } finally {
+      if (sampler !== null) clearInterval(sampler)
+    }
+    const cpuEnd = target.pid === null ? null : cpuSeconds(target.pid)
+    const after = await upstreamCounts()
+    const { measure } = result
+    if (result.warmup !== undefined) run.problems.push(...describeFailures('warm-up', result.warmup))
+    run.problems.push(...describeFailures('measured', measure))
+    const answered = measure.ok + (result.warmup?.ok ?? 0)
+    if (after.served - before.served < answered) {
+      run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
+    }
+    if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
+    run.rps = measure.rps
+    run.p50 = measure.p50
+    run.p99 = measure.p99
+    run.requests = measure.requests
+    if (cpuStart !== null && cpuEnd !== null && measure.ok > 0) run.cpuUsPerRequest = (cpuEnd - cpuStart) * 1e6 / measure.ok
+    await target.stop()
+    target = null
+    if (config.logs) {
+      const lines = await countLines(join(workDir, `${config.name}-${round}.log`))
+      run.logLines = lines
+      if (lines < answered) run.problems.push(`${lines} log lines for ${answered} requests: info request logs are not all written`)
+    }
+  } catch (error) {
+    run.problems.push(error.message)
+  } finally {
+    if (target) await target.stop()
+  }
+  run.ok = run.problems.length === 0
+  return run
+}
+
+// ---------------------------------------------------------------- the run
+const perRunSeconds = warmup + duration + 3
+const estimate = runnable.length * rounds * perRunSeconds
+console.log(`configurations: ${runnable.map((config) => config.name).join(', ')}`)
+console.log(`estimated time: ~${Math.ceil(estimate / 60)} min (${runnable.length} x ${rounds} runs of ~${perRunSeconds} s); hard limit ${maxSeconds} s`)
+for (const note of notes) console.log(`note: ${note}`)
+if (estimate > maxSeconds) {
+  console.error(`this run would take ~${estimate} s, over BENCH_MAX_SECONDS=${maxSeconds}: lower --duration/--rounds or use --only`)
+  process.exit(2)
+}
+
+const startedAt = new Date()
+const deadline = Date.now() + maxSeconds * 1000
+const runs = []
+let outOfTime = false
+for (let round = 0; round < rounds && !outOfTime; round++) {
+  // Interleave: every configuration once per round, starting one later each round.
+  const order = runnable.slice(round % runnable.length).concat(runnable.slice(0, round % runnable.length))
+  for (const config of order) {
+    if (Date.now() + perRunSeconds * 1000 > deadline) {
+      outOfTime = true
+      break
+    }
+    const run = await runOne(config, round + 1)
+    runs.push(run)
+    const figures = run.rps === null
+      ? ''
+      : `${Math.round(run.rps).toString().padStart(7)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms${run.rssMaxBytes ? `  RSS ${(run.rssMaxBytes / 1048576).toFixed(0)} MB` : ''}`
+    console.log(`[round ${round + 1}/${rounds}] ${config.name.padEnd(24)} ${run.ok ? 'ok    ' : 'FAILED'} ${figures}`)
+    for (const problem of run.problems) console.log(`    ${problem}`)
+  }
+}
+if (outOfTime) notes.push(`stopped early: the ${maxSeconds} s budget ran out`)
+
+await stopChild(upstream)
+if (redis !== null) redis.disconnect()
+rmSync(workDir, { recursive: true, force: true })
+
+// ---------------------------------------------------------------- report
+const rows = aggregate(selected, runs)
+const microRows = micro(rows)
+const command = [
+  ...Object.entries(process.env).filter(([key]) => key.startsWith('BENCH_') && !['BENCH_LOAD', 'BENCH_SERVER'].includes(key)).map(([key, value]) => `${key}=${value}`),
+  'pnpm bench',
+  ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2).filter((arg) => arg !== '--')] : [])
+].join(' ')
+const meta = {
+  startedAt: startedAt.toISOString(),
+  finishedAt: new Date().toISOString(),
+  command,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` },
+  load: { tool: loadTool, connections, warmup, duration },
+  rounds,
+  pinning: plan,
+  rateLimitAlgorithm: rlAlgorithm,
+  upstreamBodyBytes: directBody.length,
+  notes
+}
+console.log('')
+console.log(consoleReport(rows, microRows))
+for (const note of notes) console.log(`note: ${note}`)
+
+const resultsDir = join(here, 'results')
+mkdirSync(resultsDir, { recursive: true })
+const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
+const markdown = markdownReport(meta, rows, microRows)
+writeFileSync(join(resultsDir, `${stamp}.json`), `${JSON.stringify({ meta, rows, micro: microRows, runs }, null, 2)}\n`)
+writeFileSync(join(resultsDir, `${stamp}.md`), markdown)
+writeFileSync(join(resultsDir, 'latest.md'), markdown)
+console.log(`\nwritten: bench/results/${stamp}.json, bench/results/${stamp}.md, bench/results/latest.md`)
+
+const failed = rows.filter((row) => row.status === 'FAILED')
+if (failed.length > 0 || outOfTime) {
+  console.error(`\nFAILED: ${failed.map((row) => row.name).join(', ') || 'time budget'}; every problem is listed above and in the report`)
+  process.exit(1)
+}
