@@ -48,12 +48,26 @@ export interface TollgateLoggerOptions extends Omit<PinoLoggerOptions, 'redact'>
   redactPaths?: readonly string[]
 }
 
-const HOLDERS = ['req.headers', 'request.headers', 'res.headers', 'reply.headers', 'headers', 'err.headers', 'error.headers', '*.headers']
+// Where a header object may be logged. Explicit paths only: pino applies a path's
+// redaction only when its top-level key is in the logged object, so these cost nothing
+// on the request line, whereas a `*.` wildcard would run on every line (measured 5-10x
+// slower per line).
+const HOLDERS = [
+  'req.headers', 'request.headers', 'res.headers', 'reply.headers', 'response.headers',
+  'headers', 'err.headers', 'error.headers', 'upstream.headers', 'options.headers'
+]
+
+const CREDENTIAL_FIELDS = [
+  'authorization', 'cookie', 'token', 'accessToken', 'access_token', 'refreshToken', 'refresh_token',
+  'idToken', 'id_token', 'apiKey', 'api_key', 'password', 'secret', 'clientSecret', 'client_secret'
+]
 
 /**
- * The pino redaction paths covering the sensitive headers (and `apiKeyHeader`) wherever
- * a header object may be logged, plus common token fields. Give them to pino's `redact`
- * when you build your own logger options; {@link loggerOptions} already does.
+ * The pino redaction paths covering the sensitive headers (and `apiKeyHeader`) in every
+ * header object logged under a usual key (`headers`, `req.headers`, `res.headers`,
+ * `err.headers`...), and credential fields at the top of a log object (`token`,
+ * `apiKey`, `password`...). Give them to pino's `redact` when you build your own logger
+ * options; {@link loggerOptions} already does.
  */
 export function redactPaths (apiKeyHeader = 'x-api-key'): string[] {
   const headers = new Set([...SENSITIVE_HEADERS, apiKeyHeader.toLowerCase()])
@@ -61,9 +75,7 @@ export function redactPaths (apiKeyHeader = 'x-api-key'): string[] {
   for (const holder of HOLDERS) {
     for (const header of headers) paths.push(`${holder}[${JSON.stringify(header)}]`)
   }
-  for (const field of ['authorization', 'cookie', 'token', 'accessToken', 'access_token', 'refreshToken', 'refresh_token', 'idToken', 'apiKey', 'api_key', 'password', 'secret', 'clientSecret']) {
-    paths.push(field, `*.${field}`)
-  }
+  paths.push(...CREDENTIAL_FIELDS)
   return paths
 }
 
