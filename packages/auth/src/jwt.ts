@@ -56,7 +56,8 @@ export async function createTokenVerifier (fastify: FastifyInstance, jwt: Resolv
         ...(jwt.issuer === undefined ? {} : { allowedIss: [...jwt.issuer] }),
         ...(jwt.audience === undefined ? {} : { allowedAud: [...jwt.audience] }),
         clockTolerance: jwt.clockToleranceMs,
-        requiredClaims: ['exp'],
+        // fast-jwt skips an iss/aud check when the claim is absent: require them when configured.
+        requiredClaims: ['exp', ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])],
         cache: false
       }
     })

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createHash, createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { createSigner } from 'fast-jwt'
 import type { Test } from 'tap'
@@ -45,12 +45,12 @@ export function claims (sub: string, extra: Record<string, unknown> = {}, nowMs 
 
 /** Signs with a key pair (its kid and alg unless overridden). */
 export function signWith (key: KeyPair, payload: Record<string, unknown>, header: Record<string, unknown> = {}, alg = key.alg, kid: string | undefined = key.kid): string {
-  const signer = createSigner({ key: key.privatePem, algorithm: alg as 'RS256', ...(kid === undefined ? {} : { kid }), noTimestamp: true, header })
+  const signer = createSigner({ key: key.privatePem, algorithm: alg as 'RS256', ...(kid === undefined ? {} : { kid }), noTimestamp: true, header: header as never })
   return signer(payload)
 }
 
 export function signHmac (secret: string, payload: Record<string, unknown>, alg = 'HS256', header: Record<string, unknown> = {}): string {
-  return createSigner({ key: secret, algorithm: alg as 'HS256', noTimestamp: true, header })(payload)
+  return createSigner({ key: secret, algorithm: alg as 'HS256', noTimestamp: true, header: header as never })(payload)
 }
 
 /** An unsigned token with the given header alg (`none`, `None`, ...). */
@@ -130,3 +130,42 @@ export async function jwksServer (t: Test, initial: KeyPair[]): Promise<{ url: s
 }
 
 export const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+
+/** Sends a raw HTTP/1.1 request (exact header lines: duplicates, odd names) and returns the status and body. */
+export async function rawRequest (port: number, head: string): Promise<{ status: number, body: string }> {
+  const { connect } = await import('node:net')
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let data = ''
+    socket.setTimeout(5000, () => { socket.destroy(new Error('raw request timed out')) })
+    socket.on('data', (chunk) => { data += chunk.toString('latin1') })
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const [header = '', ...rest] = data.split('\r\n\r\n')
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(header)?.[1] ?? 0)
+      let body = rest.join('\r\n\r\n')
+      if (/transfer-encoding: chunked/i.test(header)) {
+        body = body.replace(/(^|\r\n)[0-9a-f]+\r\n/gi, '').replace(/\r\n$/, '')
+      }
+      resolve({ status, body })
+    })
+    socket.write(`${head.replace(/\n/g, '\r\n')}\r\n${/^connection:/im.test(head) ? '' : 'Connection: close\r\n'}\r\n`)
+  })
+}
+
+/** Listens on a free port and returns it. */
+export async function listen (app: FastifyInstance): Promise<number> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return (app.server.address() as { port: number }).port
+}
+
+/** Base64url-encodes JSON or raw text, to hand-craft tokens. */
+export function b64 (value: unknown): string {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+}
+
+/** An HS-signed token with an arbitrary (even non-object) payload segment. */
+export function hmacToken (secret: string | Buffer, header: Record<string, unknown>, payloadSegment: string, hash = 'sha256'): string {
+  const input = `${b64(header)}.${payloadSegment}`
+  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`
+}
