@@ -135,7 +135,7 @@ function escapeRegExp (text: string): string {
 
 function buildScrubber (queryParams: readonly string[], extraNames: readonly string[] = []): (text: string) => string {
   const query = new RegExp(`([?&;]\\s*(?:${queryParams.map(escapeRegExp).join('|')})=)[^&\\s#"']*`, 'gi')
-  const named = new RegExp(`(\\b(?:${[...FREE_TEXT_NAMES, ...extraNames].map(escapeRegExp).join('|')})["']?\\s*[:=]\\s*["']?)[^\\s"',;&]+`, 'gi')
+  const named = new RegExp(`(\\b(?:${[...FREE_TEXT_NAMES, ...extraNames].map(escapeRegExp).join('|')})["']?\\s*[:=]\\s*["']?(?:(?:Bearer|Basic|Digest|Token|ApiKey)\\s+)?)[^\\s"',;&]+`, 'gi')
   // Strings already known to be clean (constant messages such as "request completed"),
   // so the common case costs one set lookup. Bounded.
   const clean = new Set<string>()
