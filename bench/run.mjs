@@ -22,7 +22,7 @@ const REDIS_URL = 'redis://127.0.0.1:6379'
 // ---------------------------------------------------------------- options
 const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/bench run bench -- options)
   --only a,b        run only these configurations (plus the baseline and any pair they need)
-  --duration S      measured seconds per run            (env BENCH_DURATION, default 10)
+  --duration S      measured seconds per run            (env BENCH_DURATION, default 8)
   --warmup S        warm-up seconds before each run      (env BENCH_WARMUP, default 2)
   --rounds N        interleaved rounds                   (env BENCH_ROUNDS, default 3)
   --connections N   concurrent connections               (env BENCH_CONNECTIONS, default ${CONNECTIONS})
@@ -73,7 +73,7 @@ function numberOption (flag, env, fallback, { min, max, integer }) {
   return value
 }
 
-const duration = numberOption('duration', 'BENCH_DURATION', 10, { min: 1, max: 120, integer: true })
+const duration = numberOption('duration', 'BENCH_DURATION', 8, { min: 1, max: 120, integer: true })
 const warmup = numberOption('warmup', 'BENCH_WARMUP', 2, { min: 0, max: 60, integer: true })
 const rounds = numberOption('rounds', 'BENCH_ROUNDS', 3, { min: 1, max: 20, integer: true })
 const connections = numberOption('connections', 'BENCH_CONNECTIONS', CONNECTIONS, { min: 1, max: 1000, integer: true })
