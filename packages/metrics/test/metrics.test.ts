@@ -198,7 +198,7 @@ t.test('a registry given in the options is used, and cannot be shared by two app
   t.equal(app.tollgateMetrics.registry, registry)
 
   const { app: second } = build(t, { registry })
-  await t.rejects(second.ready(), { code: 'TOLLGATE_METRICS_REGISTRY_CONFLICT', message: /tollgate_requests_total/ })
+  await t.rejects(async () => { await second.ready() }, { code: 'TOLLGATE_METRICS_REGISTRY_CONFLICT', message: /tollgate_requests_total/ })
 })
 
 t.test('the metrics path is configurable, or can be turned off', async (t) => {

@@ -63,7 +63,7 @@ t.test('a bad option fails app.ready(), not the first request', async (t) => {
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   void app.register(tollgateMetrics, { port: 'nine' } as unknown as TollgateMetricsOptions)
-  await t.rejects(app.ready(), { code: 'TOLLGATE_METRICS_INVALID_OPTION', message: /port must be an integer/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'TOLLGATE_METRICS_INVALID_OPTION', message: /port must be an integer/ })
 })
 
 t.test('a bad config.metrics on a route fails app.ready(), naming the route', async (t) => {

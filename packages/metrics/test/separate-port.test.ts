@@ -47,5 +47,5 @@ t.test('a port that is taken fails app.ready() with a clear error', async (t) =>
   t.teardown(() => { blocker.close() })
   const port = (blocker.address() as { port: number }).port
   const { app } = build(t, { port })
-  await t.rejects(app.ready(), { code: 'TOLLGATE_METRICS_LISTEN_FAILED', message: new RegExp(`127\\.0\\.0\\.1:${port}`) })
+  await t.rejects(async () => { await app.ready() }, { code: 'TOLLGATE_METRICS_LISTEN_FAILED', message: new RegExp(`127\\.0\\.0\\.1:${port}`) })
 })
