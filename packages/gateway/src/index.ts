@@ -1,1 +1,8 @@
-export {}
+export { createGateway, SERVER_DEFAULTS, type GatewayOptions } from './gateway.js'
+export { serveUntilSignal } from './run.js'
+export { loadManifest, parseManifestText, type LoadOptions } from './manifest/load.js'
+export { manifestProblems } from './manifest/validate.js'
+export { manifestSchema } from './manifest/schema.js'
+export { ManifestError } from './manifest/errors.js'
+export { routeTable } from './routes-table.js'
+export type * from './manifest/types.js'

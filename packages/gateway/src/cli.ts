@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util'
+import { createGateway } from './gateway.js'
+import { ManifestError } from './manifest/errors.js'
+import { loadManifest } from './manifest/load.js'
+import type { LoadedManifest } from './manifest/types.js'
+import { routeTable } from './routes-table.js'
+import { serveUntilSignal } from './run.js'
+import { VERSION } from './version.js'
+
+const USAGE = `Usage: tollgate <command> --config <file>
+
+Commands:
+  start      start the gateway
+  validate   check the manifest and everything it points at, without listening
+  routes     print the route table
+
+Options:
+  -c, --config <file>  the manifest (YAML or JSON); TOLLGATE_CONFIG when not given
+  -h, --help           show this help
+  -v, --version        show the version
+`
+
+function fail (problems: readonly string[], heading?: string): never {
+  if (heading !== undefined) process.stderr.write(`${heading}\n`)
+  for (const problem of problems) process.stderr.write(`${problem}\n`)
+  process.exit(1)
+}
+
+/** A problem as `path: message`; a plugin's option error is already phrased that way. */
+function problemsOf (error: unknown): string[] {
+  if (error instanceof ManifestError) return [...error.problems]
+  const message = error instanceof Error ? error.message : String(error)
+  return [/^[\w.[\]-]+: /.test(message) ? message : `gateway: ${message}`]
+}
+
+async function load (file: string): Promise<LoadedManifest> {
+  try {
+    return await loadManifest(file)
+  } catch (error) {
+    fail(problemsOf(error), `invalid manifest ${file}:`)
+  }
+}
+
+async function main (argv: string[]): Promise<void> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' }
+      }
+    })
+  } catch (error) {
+    fail([`tollgate: ${(error as Error).message}`, '', USAGE])
+  }
+  const { values, positionals } = parsed
+  if (values.version === true) {
+    process.stdout.write(`${VERSION}\n`)
+    return
+  }
+  const command = positionals[0]
+  if (values.help === true || command === undefined || command === 'help') {
+    process.stdout.write(USAGE)
+    if (command === undefined && values.help !== true) process.exitCode = 1
+    return
+  }
+  if (!['start', 'validate', 'routes'].includes(command) || positionals.length > 1) {
+    fail([`tollgate: unknown command ${JSON.stringify(positionals.join(' '))}`, '', USAGE])
+  }
+  const file = values.config ?? process.env.TOLLGATE_CONFIG
+  if (file === undefined || file === '') {
+    fail([`tollgate ${command}: no manifest: pass --config <file> or set TOLLGATE_CONFIG`])
+  }
+
+  const manifest = await load(file)
+  if (command === 'routes') {
+    process.stdout.write(routeTable(manifest))
+    return
+  }
+  if (command === 'validate') {
+    // Building the gateway (without listening) runs every plugin's own option checks too.
+    try {
+      const app = await createGateway(manifest, { logLevel: 'silent' })
+      await app.close()
+    } catch (error) {
+      fail(problemsOf(error), `invalid manifest ${file}:`)
+    }
+    process.stdout.write(`${file}: valid (${manifest.routes.length} routes, ${Object.keys(manifest.upstreams).length} upstreams)\n`)
+    return
+  }
+
+  let app
+  try {
+    app = await createGateway(manifest)
+  } catch (error) {
+    fail(problemsOf(error), `not starting: invalid manifest ${file}:`)
+  }
+  try {
+    await serveUntilSignal(app, manifest)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    const server = manifest.server ?? {}
+    await app.close().catch(() => {})
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      fail([`server.port: cannot listen on ${server.host ?? '0.0.0.0'}:${server.port ?? 8080} (${code})`], 'not starting:')
+    }
+    fail(problemsOf(error), 'gateway failed:')
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  fail(problemsOf(error), 'tollgate: unexpected error:')
+})

@@ -1,0 +1,259 @@
+import { readFileSync } from 'node:fs'
+import { createServer, STATUS_CODES, type Server } from 'node:http'
+import { isAbsolute, resolve } from 'node:path'
+import Fastify, * as fastifyModule from 'fastify'
+import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import helmet from '@fastify/helmet'
+import cors from '@fastify/cors'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { parseDuration, parseSize, tollgateRuntime } from '@tollgate/common'
+import tollgateProxy from '@tollgate/proxy'
+import tollgateAuth from '@tollgate/auth'
+import tollgateRateLimit from '@tollgate/rate-limit'
+import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
+import type { DestinationStream } from 'pino'
+import { ManifestError } from './manifest/errors.js'
+import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
+import { isInlinePem, manifestProblems } from './manifest/validate.js'
+import { openApiDocument } from './openapi.js'
+import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
+import { VERSION } from './version.js'
+
+/** Defaults of the `server` section, documented in the README. */
+export const SERVER_DEFAULTS = {
+  host: '0.0.0.0',
+  port: 8080,
+  bodyLimit: '1mb',
+  shutdownGrace: '10s',
+  requestTimeout: '60s',
+  headersTimeout: '15s',
+  keepAliveTimeout: '72s',
+  health: '/healthz',
+  metrics: '/metrics',
+  docs: '/docs'
+} as const
+
+// LogController replaced `disableRequestLogging` in Fastify 5.7; older 5.x lack it.
+const LogController = (fastifyModule as { LogController?: new (options: { disableRequestLogging: boolean }) => NonNullable<FastifyServerOptions['logController']> }).LogController
+
+const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+
+export interface GatewayOptions {
+  /** Where log lines go (default stdout). Tests pass a stream to read them. */
+  logStream?: DestinationStream
+  /** Overrides `server.logLevel`. */
+  logLevel?: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The manifest this gateway was built from. */
+    tollgateManifest: Manifest
+  }
+}
+
+function readKeyFile (file: string, baseDir: string): Buffer {
+  return readFileSync(isAbsolute(file) ? file : resolve(baseDir, file))
+}
+
+function authRouteConfig (route: RouteSection): false | Record<string, unknown> {
+  if (route.auth === false) return false
+  return { ...(route.auth ?? {}) }
+}
+
+function errorBody (request: FastifyRequest, statusCode: number, message: string): Record<string, unknown> {
+  return { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message, requestId: request.id }
+}
+
+/**
+ * Builds a gateway from a validated manifest: a Fastify instance with every
+ * configured plugin registered and ready, not yet listening. Throws a
+ * {@link ManifestError} (never a half-built gateway) when anything is wrong.
+ */
+export async function createGateway (manifest: Manifest | LoadedManifest, options: GatewayOptions = {}): Promise<FastifyInstance> {
+  const baseDir = (manifest as LoadedManifest).baseDir ?? process.cwd()
+  const problems = manifestProblems(manifest, baseDir)
+  if (problems.length > 0) throw new ManifestError(problems)
+
+  const server = manifest.server ?? {}
+  const bodyLimit = parseSize(server.bodyLimit ?? SERVER_DEFAULTS.bodyLimit, 'server.bodyLimit')
+  const trustPeer = compileTrust(server.trustProxy)
+  const apiKeyHeader = manifest.auth?.apiKeys?.header?.toLowerCase() ?? 'x-api-key'
+
+  const fastifyOptions: FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } = {
+    logger: {
+      ...loggerOptions({ level: options.logLevel ?? server.logLevel ?? 'info', apiKeyHeader }),
+      ...(options.logStream === undefined ? {} : { stream: options.logStream })
+    },
+    genReqId,
+    requestIdHeader: false,
+    // One log line per request is @tollgate/metrics' job; Fastify's own two are off.
+    ...(LogController === undefined ? { disableRequestLogging: true } : { logController: new LogController({ disableRequestLogging: true }) }),
+    // Fastify accepts a hop count too; its type omits it.
+    trustProxy: (server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
+    bodyLimit,
+    requestTimeout: parseDuration(server.requestTimeout ?? SERVER_DEFAULTS.requestTimeout, 'server.requestTimeout'),
+    keepAliveTimeout: parseDuration(server.keepAliveTimeout ?? SERVER_DEFAULTS.keepAliveTimeout, 'server.keepAliveTimeout'),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    frameworkErrors (error, request, reply) {
+      void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, error.message))
+    }
+  }
+  if (server.tls !== undefined) {
+    fastifyOptions.https = { cert: readKeyFile(server.tls.cert, baseDir), key: readKeyFile(server.tls.key, baseDir) }
+  }
+  const app = Fastify(fastifyOptions as FastifyServerOptions)
+  // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
+  app.server.headersTimeout = parseDuration(server.headersTimeout ?? SERVER_DEFAULTS.headersTimeout, 'server.headersTimeout')
+  const log = app.log.child({ plugin: '@tollgate/gateway' })
+  app.decorate('tollgateManifest', manifest)
+  tollgateRuntime(app)
+
+  if (server.trustProxy === true) {
+    log.warn('server.trustProxy is true: every peer may set X-Forwarded-For, so client IPs (and IP rate limits) can be spoofed unless this port is reachable only through your proxy')
+  }
+
+  // CONNECT never reaches Fastify (Node hands it to the 'connect' event): refuse it
+  // here as the contract says rather than let Node drop the connection.
+  app.server.on('connect', (_request, socket) => {
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nAllow: ${ALLOWED_METHODS}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n` +
+      JSON.stringify({ statusCode: 405, error: 'Method Not Allowed', message: 'CONNECT is not allowed' }))
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    const headers = request.headers
+    for (const name of OVERRIDE_HEADERS) delete headers[name]
+    if (!trustPeer(request.socket.remoteAddress ?? '', 0)) {
+      for (const name of FORWARDING_HEADERS) delete headers[name]
+    }
+    if (request.method === 'TRACE') {
+      reply.header('allow', ALLOWED_METHODS)
+      return await reply.code(405).send(errorBody(request, 405, 'TRACE is not allowed'))
+    }
+  })
+
+  // The gateway's own endpoints are public, unlimited and not counted as traffic.
+  const internalPaths = [server.health ?? SERVER_DEFAULTS.health, '/readyz', server.metrics ?? SERVER_DEFAULTS.metrics, server.docs ?? SERVER_DEFAULTS.docs]
+    .filter((path): path is string => typeof path === 'string')
+  app.addHook('onRoute', (route) => {
+    if (internalPaths.some((path) => route.url === path || route.url?.startsWith(`${path}/`) === true)) {
+      route.config = { ...(route.config as object), auth: false, rateLimit: false, metrics: false }
+    }
+  })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+    // Our own errors and Fastify's say nothing secret; anything else might (a library's message can name an address).
+    const known = typeof error.code === 'string' && (error.code.startsWith('TOLLGATE_') || error.code.startsWith('FST_'))
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.debug({ err: error }, 'request refused')
+    void reply.code(statusCode).send(errorBody(request, statusCode, known || statusCode < 500 ? error.message : 'Internal Server Error'))
+  })
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? ''
+    void reply.code(404).send(errorBody(request, 404, `no route matches ${request.method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`))
+  })
+
+  await app.register(tollgateMetrics, { path: server.metrics ?? SERVER_DEFAULTS.metrics })
+
+  if (server.securityHeaders !== false) {
+    await app.register(helmet, { global: true })
+  }
+  if (server.cors !== undefined) {
+    await app.register(cors, { ...server.cors, hideOptionsRoute: true })
+  }
+
+  const docs = server.docs ?? SERVER_DEFAULTS.docs
+  if (docs !== false) {
+    await app.register(swagger, { mode: 'static', specification: { document: openApiDocument(manifest, VERSION) as never } })
+    await app.register(swaggerUi, { routePrefix: docs, staticCSP: true })
+  }
+
+  const health = server.health ?? SERVER_DEFAULTS.health
+  if (health !== false) {
+    app.get(health, async () => ({ status: 'ok' }))
+    app.get('/readyz', async (request, reply) => {
+      const results = await app.tollgate.checkReadiness()
+      const failing = results.filter((check) => !check.ok)
+      if (failing.length === 0) return { status: 'ready', checks: results }
+      reply.header('retry-after', '5')
+      return await reply.code(503).send({ ...errorBody(request, 503, `not ready: ${failing.map((check) => check.name).join(', ')}`), checks: failing })
+    })
+  }
+
+  const auth = manifest.auth
+  if (auth !== undefined) {
+    const jwt = auth.jwt
+    await app.register(tollgateAuth, {
+      ...(jwt === undefined
+        ? {}
+        : {
+            jwt: {
+              ...jwt,
+              publicKey: jwt.publicKey === undefined || isInlinePem(jwt.publicKey) ? jwt.publicKey : readKeyFile(jwt.publicKey, baseDir).toString('utf8')
+            }
+          }),
+      ...(auth.apiKeys === undefined ? {} : { apiKeys: auth.apiKeys }),
+      ...(auth.forward === undefined ? {} : { forward: auth.forward }),
+      ...(auth.identityHeaders === undefined ? {} : { identityHeaders: auth.identityHeaders }),
+      defaultRoute: 'authenticated'
+    } as never)
+  }
+
+  if (manifest.rateLimit !== undefined || manifest.redis !== undefined) {
+    await app.register(tollgateRateLimit, {
+      ...(manifest.rateLimit ?? {}),
+      ...(manifest.redis === undefined ? {} : { redis: manifest.redis }),
+      apiKeyHeader
+    } as never)
+  }
+
+  await app.register(tollgateProxy, {
+    upstreams: manifest.upstreams,
+    bodyLimit,
+    routes: manifest.routes.map((route) => ({
+      prefix: route.prefix,
+      upstream: route.upstream,
+      rewritePrefix: route.rewritePrefix ?? '',
+      ...(route.methods === undefined ? {} : { methods: route.methods }),
+      websocket: route.websocket === true,
+      config: {
+        auth: authRouteConfig(route),
+        ...(route.rateLimit === undefined ? {} : { rateLimit: route.rateLimit }),
+        stripCredentials: route.stripCredentials === true
+      }
+    }))
+  } as never)
+
+  const redirectPort = server.tls?.redirectHttpPort
+  if (redirectPort !== undefined) addRedirectListener(app, server.host ?? SERVER_DEFAULTS.host, redirectPort)
+
+  await app.ready()
+  return app
+}
+
+/** A plain-HTTP listener that answers 308 to the same path on the HTTPS port. */
+function addRedirectListener (app: FastifyInstance, host: string, port: number): void {
+  let redirect: Server | undefined
+  app.addHook('onListen', async () => {
+    const address = app.server.address()
+    const httpsPort = typeof address === 'object' && address !== null ? address.port : 443
+    redirect = createServer((request, response) => {
+      const hostname = /^[A-Za-z0-9.-]+|\[[0-9a-fA-F:.]+\]/.exec(request.headers.host ?? '')?.[0] ?? 'localhost'
+      const location = `https://${hostname}${httpsPort === 443 ? '' : `:${httpsPort}`}${request.url?.startsWith('/') === true ? request.url : '/'}`
+      response.writeHead(308, { location, 'content-type': 'text/plain', connection: 'close' }).end(`Redirecting to ${location}\n`)
+    })
+    await new Promise<void>((resolve, reject) => {
+      redirect!.once('error', reject).listen(port, host, () => { resolve() })
+    })
+    app.log.info({ port: (redirect.address() as { port: number }).port }, 'redirecting plain HTTP to HTTPS')
+  })
+  app.addHook('onClose', async () => {
+    if (redirect === undefined) return
+    redirect.closeAllConnections()
+    await new Promise<void>((resolve) => redirect!.close(() => { resolve() }))
+  })
+}

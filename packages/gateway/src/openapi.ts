@@ -1,0 +1,91 @@
+import type { Manifest, RouteSection } from './manifest/types.js'
+
+const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+const errorResponse = { $ref: '#/components/responses/Error' }
+
+function security (manifest: Manifest, route: RouteSection): Array<Record<string, string[]>> | undefined {
+  if (route.auth === false) return []
+  const configured = [
+    manifest.auth?.jwt !== undefined ? 'jwt' : undefined,
+    manifest.auth?.apiKeys !== undefined ? 'apiKey' : undefined,
+    manifest.auth?.forward !== undefined ? 'forward' : undefined
+  ].filter((m): m is string => m !== undefined)
+  const methods = route.auth?.methods ?? configured
+  return methods.map((method) => ({ [method === 'forward' ? 'forwardAuth' : method === 'jwt' ? 'bearerAuth' : 'apiKeyAuth']: [] }))
+}
+
+function operation (manifest: Manifest, route: RouteSection, method: string, withPath: boolean): Record<string, unknown> {
+  const limit = route.rateLimit === false ? undefined : route.rateLimit ?? manifest.rateLimit?.default
+  const notes = [
+    `Proxied to upstream \`${route.upstream}\`${route.rewritePrefix === undefined ? ' with the prefix removed' : ` at \`${route.rewritePrefix === '' ? '/' : route.rewritePrefix}\``}.`,
+    route.auth === false ? 'Public.' : `Requires authentication${route.auth?.roles !== undefined ? `; roles (any of): ${route.auth.roles.join(', ')}` : ''}${route.auth?.permissions !== undefined ? `; permissions (all of): ${route.auth.permissions.join(', ')}` : ''}.`,
+    limit === undefined ? undefined : `Rate limit: ${limit.max} per ${String(limit.window)} by ${limit.by ?? 'ip'}.`,
+    route.websocket === true && method === 'get' ? 'Accepts WebSocket upgrades.' : undefined
+  ].filter((n) => n !== undefined)
+  const responses: Record<string, unknown> = {
+    default: { description: 'The upstream\'s response, passed through.' },
+    400: errorResponse,
+    404: errorResponse,
+    405: errorResponse,
+    502: errorResponse,
+    503: errorResponse,
+    504: errorResponse
+  }
+  if (route.auth !== false) Object.assign(responses, { 401: errorResponse, 403: errorResponse })
+  if (limit !== undefined) responses[429] = errorResponse
+  if (['post', 'put', 'patch'].includes(method)) responses[413] = errorResponse
+  const op: Record<string, unknown> = {
+    tags: [route.upstream],
+    summary: route.description ?? `${method.toUpperCase()} ${route.prefix}${withPath ? '/{path}' : ''}`,
+    description: notes.join(' '),
+    security: security(manifest, route),
+    responses
+  }
+  if (withPath) {
+    op.parameters = [{ name: 'path', in: 'path', required: true, allowReserved: true, schema: { type: 'string' }, description: 'The rest of the path, forwarded as is.' }]
+  }
+  return op
+}
+
+/** The OpenAPI 3 document of the gateway's routes, built from the manifest (never naming upstream addresses). */
+export function openApiDocument (manifest: Manifest, version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const route of manifest.routes) {
+    const methods = (route.methods ?? ALL_METHODS.filter((m) => m !== 'HEAD')).filter((m) => m !== 'HEAD').map((m) => m.toLowerCase())
+    for (const [path, withPath] of [[route.prefix, false], [`${route.prefix}/{path}`, true]] as const) {
+      paths[path] = Object.fromEntries(methods.map((method) => [method, operation(manifest, route, method, withPath)]))
+    }
+  }
+  const securitySchemes: Record<string, unknown> = {}
+  if (manifest.auth?.jwt !== undefined) securitySchemes.bearerAuth = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }
+  if (manifest.auth?.apiKeys !== undefined) securitySchemes.apiKeyAuth = { type: 'apiKey', in: 'header', name: manifest.auth.apiKeys.header ?? 'x-api-key' }
+  if (manifest.auth?.forward !== undefined) securitySchemes.forwardAuth = { type: 'http', scheme: 'bearer', description: 'Checked by the forward-auth service.' }
+  return {
+    openapi: '3.0.3',
+    info: { title: 'Tollgate gateway', version, description: 'Routes served by this Tollgate gateway.' },
+    tags: Object.keys(manifest.upstreams).map((name) => ({ name, description: `Routes proxied to the ${name} upstream` })),
+    paths,
+    components: {
+      securitySchemes,
+      responses: {
+        Error: {
+          description: 'An error answered by the gateway itself.',
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                required: ['statusCode', 'error', 'message'],
+                properties: {
+                  statusCode: { type: 'integer' },
+                  error: { type: 'string' },
+                  message: { type: 'string' },
+                  requestId: { type: 'string' }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+import { echoUpstream, waitFor } from './helpers/upstream.js'
+
+// The CLI as users run it: the built bin in a child process.
+const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
+const EXAMPLE = fileURLToPath(new URL('../../../../shared/manifest.example.yaml', import.meta.url))
+
+function tollgate (args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null, stdout: string, stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+function manifestFile (text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'))
+  const file = join(dir, 'tollgate.yaml')
+  writeFileSync(file, text)
+  return file
+}
+
+const BROKEN = `
+version: 1
+upstreams:
+  auth: { targets: [http://127.0.0.1:3001] }
+  posts: { targets: [http://127.0.0.1:3002] }
+  chat: { targets: [http://127.0.0.1:4000] }
+routes:
+  - { prefix: /a, upstream: auth, auth: false }
+  - { prefix: /b, upstream: posts, auth: false, foo: 1 }
+  - { prefix: /c, upstream: post, auth: false }
+`
+
+t.test('validate accepts the contract\'s example manifest', async (t) => {
+  const result = tollgate(['validate', '--config', EXAMPLE])
+  t.equal(result.status, 0, result.stderr)
+  t.match(result.stdout, /valid \(4 routes, 3 upstreams\)/)
+})
+
+t.test('validate prints every problem as path: message and exits 1, with no stack trace', async (t) => {
+  const result = tollgate(['validate', '-c', manifestFile(BROKEN)])
+  t.equal(result.status, 1)
+  const lines = result.stderr.trim().split('\n')
+  t.match(lines[0], /^invalid manifest /, 'a heading line')
+  t.same(lines.slice(1), ['routes[1].foo: unknown key'], 'schema problems first')
+  t.notMatch(result.stderr, /\n\s+at /, 'no stack trace')
+})
+
+t.test('validate reports cross-field problems in the contract\'s wording', async (t) => {
+  const result = tollgate(['validate', '-c', manifestFile(BROKEN.replace(', foo: 1', ''))])
+  t.equal(result.status, 1)
+  t.match(result.stderr, /^routes\[2\]\.upstream: unknown upstream "post" \(known: auth, posts, chat\)$/m)
+})
+
+t.test('TOLLGATE_CONFIG is used when no flag is given', async (t) => {
+  t.equal(tollgate(['validate'], { TOLLGATE_CONFIG: EXAMPLE }).status, 0)
+  const missing = tollgate(['validate'])
+  t.equal(missing.status, 1)
+  t.match(missing.stderr, /pass --config <file> or set TOLLGATE_CONFIG/)
+})
+
+t.test('routes prints the route table', async (t) => {
+  const result = tollgate(['routes', '--config', EXAMPLE])
+  t.equal(result.status, 0, result.stderr)
+  const lines = result.stdout.trim().split('\n')
+  t.match(lines[0], /^PREFIX\s+METHODS\s+UPSTREAM\s+TARGETS\s+AUTH\s+RATE LIMIT$/)
+  t.equal(lines.length, 5)
+  t.match(result.stdout, /\/api\/posts -> \/api\/posts\s+GET,POST,PUT,PATCH,DELETE\s+posts\s+http:\/\/127\.0\.0\.1:3002,http:\/\/127\.0\.0\.1:3012\s+jwt\|apiKey roles:user\|partner\s+300\/1m by user/)
+  t.match(result.stdout, /\/api\/auth -> \/api\/auth\s+any\s+auth\s+\S+\s+public\s+10\/1m by ip/)
+  t.match(result.stdout, /\/api\/admin -> \/admin\s+any\s+posts\s+\S+\s+jwt roles:admin perms:posts:moderate\s+100\/1m by ip \(default\)/)
+  t.equal(tollgate(['routes', '-c', manifestFile(BROKEN)]).status, 1)
+})
+
+t.test('an invalid manifest never starts a gateway', async (t) => {
+  const result = tollgate(['start', '-c', manifestFile(BROKEN)])
+  t.equal(result.status, 1)
+  t.match(result.stderr, /^routes\[1\]\.foo: unknown key$/m)
+  t.notMatch(result.stderr, /\n\s+at /)
+})
+
+t.test('unknown commands and flags are refused with the usage', async (t) => {
+  const result = tollgate(['launch'])
+  t.equal(result.status, 1)
+  t.match(result.stderr, /unknown command "launch"/)
+  t.match(result.stderr, /Usage: tollgate/)
+  t.equal(tollgate(['start', '--nope']).status, 1)
+  t.match(tollgate(['--help']).stdout, /Usage: tollgate <command>/)
+})
+
+t.test('start serves, and SIGTERM lets an in-flight request finish before exiting 0', async (t) => {
+  const upstream = await echoUpstream({ delayMs: 800 })
+  t.teardown(upstream.close)
+  const file = manifestFile(`
+version: 1
+server: { host: 127.0.0.1, port: 0, shutdownGrace: 10s }
+upstreams:
+  slow: { targets: [${upstream.url}] }
+routes:
+  - { prefix: /slow, upstream: slow, auth: false }
+`)
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`gateway did not start: ${stdout}${stderr}`)) }, 20_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString()
+      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)
+      if (match !== null) { clearTimeout(timer); resolve(Number(match[1])) }
+    })
+  })
+  const inFlight = request(`http://127.0.0.1:${port}/slow/x`)
+  await waitFor(() => upstream.seen.length === 1) // the upstream has it and holds its answer back
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  child.kill('SIGTERM')
+  const response = await inFlight
+  t.equal(response.statusCode, 200, 'the in-flight request finished')
+  await response.body.json()
+  t.equal(await exited, 0, 'exit code 0 after a graceful shutdown')
+  t.match(stdout, /shutting down/)
+  const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
+  t.ok(lines.length > 0, 'stdout is pino JSON lines')
+})

@@ -1,0 +1,239 @@
+import t, { type Test } from 'tap'
+import { randomBytes, createHash } from 'node:crypto'
+import { Writable } from 'node:stream'
+import { request } from 'undici'
+import type { FastifyInstance } from 'fastify'
+import { createGateway, type Manifest } from '../src/index.js'
+import { closedPort, echoUpstream, type EchoUpstream } from './helpers/upstream.js'
+
+interface Started { app: FastifyInstance, base: string, logs: Array<Record<string, unknown>> }
+
+async function start (t: Test, manifest: Manifest): Promise<Started> {
+  const logs: Array<Record<string, unknown>> = []
+  const logStream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      callback()
+    }
+  })
+  const app = await createGateway(manifest, { logStream })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address() as { port: number }
+  return { app, base: `http://127.0.0.1:${address.port}`, logs }
+}
+
+function publicManifest (upstream: EchoUpstream, extra: Partial<Manifest> = {}): Manifest {
+  return {
+    version: 1,
+    server: { bodyLimit: '64kb', cors: { origin: ['http://localhost:5173'], credentials: true } },
+    upstreams: { echo: { targets: [upstream.url] } },
+    routes: [
+      { prefix: '/api/echo', upstream: 'echo', rewritePrefix: '/inner', auth: false, methods: ['GET', 'POST'] },
+      { prefix: '/api/open', upstream: 'echo', auth: false }
+    ],
+    ...extra
+  }
+}
+
+t.test('proxies by prefix, rewriting it and keeping the query string byte for byte', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const response = await request(`${base}/api/echo/a/b?x=1&y=%2F&z=%20`)
+  t.equal(response.statusCode, 200)
+  const body = await response.body.json() as { url: string }
+  t.equal(body.url, '/inner/a/b?x=1&y=%2F&z=%20')
+  const bare = await request(`${base}/api/open?q`)
+  t.equal(((await bare.body.json()) as { url: string }).url, '/?q', 'rewritePrefix defaults to "": the prefix is removed')
+})
+
+t.test('the upstream receives forwarding headers, a request id and a trace context', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+  const response = await request(`${base}/api/echo/h`, {
+    headers: {
+      'x-request-id': 'client-id-1',
+      traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+      'x-forwarded-for': '6.6.6.6',
+      'x-real-ip': '6.6.6.6',
+      forwarded: 'for=6.6.6.6',
+      'x-forwarded-host': 'evil.example',
+      'x-original-url': '/admin',
+      'x-http-method-override': 'DELETE'
+    }
+  })
+  await response.body.dump()
+  t.equal(response.headers['x-request-id'], 'client-id-1', 'a sane client request id is kept and returned')
+  const seen = upstream.seen[0]!.headers
+  t.equal(seen['x-request-id'], 'client-id-1')
+  t.equal(seen['x-forwarded-for'], '127.0.0.1', 'replaced, not appended to, from an untrusted peer')
+  t.equal(seen['x-forwarded-proto'], 'http')
+  t.match(seen['x-forwarded-host'], /^127\.0\.0\.1:\d+$/)
+  t.match(seen.traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
+  for (const name of ['x-real-ip', 'forwarded', 'x-original-url', 'x-http-method-override']) {
+    t.equal(seen[name], undefined, `${name} removed`)
+  }
+})
+
+t.test('an insane request id is replaced by a new one', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const response = await request(`${base}/api/echo/x`, { headers: { 'x-request-id': 'a'.repeat(129) } })
+  await response.body.dump()
+  const id = response.headers['x-request-id'] as string
+  t.not(id, 'a'.repeat(129))
+  t.match(id, /^[A-Za-z0-9._:-]{1,128}$/)
+  t.equal(upstream.seen[0]!.headers['x-request-id'], id)
+})
+
+t.test('gateway errors are JSON of Fastify\'s shape, with the contract\'s headers', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+
+  const missing = await request(`${base}/nowhere`)
+  t.equal(missing.statusCode, 404)
+  t.match(await missing.body.json(), { statusCode: 404, error: 'Not Found', message: String })
+
+  const wrongMethod = await request(`${base}/api/echo/x`, { method: 'DELETE' })
+  t.equal(wrongMethod.statusCode, 405)
+  t.match(wrongMethod.headers.allow, /GET/)
+  t.match(await wrongMethod.body.json(), { statusCode: 405, error: 'Method Not Allowed' })
+
+  for (const path of ['/api/open/x', '/nowhere', '/healthz']) {
+    const trace = await request(`${base}${path}`, { method: 'TRACE' })
+    t.equal(trace.statusCode, 405, `TRACE ${path}`)
+    t.ok(trace.headers.allow, 'with Allow')
+    await trace.body.dump()
+  }
+  t.equal(upstream.seen.length, 0, 'nothing reached the upstream')
+})
+
+t.test('a body over bodyLimit gets 413 and never reaches the upstream; exactly bodyLimit passes', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const limit = 64 * 1024
+  const tooBig = await request(`${base}/api/echo/upload`, { method: 'POST', body: Buffer.alloc(limit + 1), headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(tooBig.statusCode, 413)
+  t.match(await tooBig.body.json(), { statusCode: 413 })
+  t.equal(upstream.seen.length, 0)
+  const body = randomBytes(limit)
+  const exact = await request(`${base}/api/echo/upload`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
+  t.equal(exact.statusCode, 200)
+  t.match(await exact.body.json(), { bodyLength: limit, bodySha256: createHash('sha256').update(body).digest('hex') })
+})
+
+t.test('security headers, CORS preflight and health endpoints', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const health = await request(`${base}/healthz`)
+  t.equal(health.statusCode, 200)
+  t.same(await health.body.json(), { status: 'ok' })
+  t.equal(health.headers['x-content-type-options'], 'nosniff', 'helmet defaults')
+
+  const ready = await request(`${base}/readyz`)
+  t.equal(ready.statusCode, 200)
+  await ready.body.dump()
+
+  const preflight = await request(`${base}/api/echo/x`, {
+    method: 'OPTIONS',
+    headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'POST' }
+  })
+  t.equal(preflight.statusCode, 204)
+  t.equal(preflight.headers['access-control-allow-origin'], 'http://localhost:5173')
+  t.equal(preflight.headers['access-control-allow-credentials'], 'true')
+  await preflight.body.dump()
+  t.equal(upstream.seen.length, 0, 'the preflight was answered by the gateway')
+})
+
+t.test('readiness fails with the failing checks when an upstream has no healthy target', async (t) => {
+  const port = await closedPort()
+  const { base } = await start(t, {
+    version: 1,
+    upstreams: { gone: { targets: [`http://127.0.0.1:${port}`], healthCheck: { path: '/health', interval: '50ms', timeout: '50ms', unhealthyAfter: 1 } } },
+    routes: [{ prefix: '/gone', upstream: 'gone', auth: false }]
+  })
+  let ready = await request(`${base}/readyz`)
+  for (let i = 0; i < 100 && ready.statusCode === 200; i++) {
+    await ready.body.dump()
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    ready = await request(`${base}/readyz`)
+  }
+  t.equal(ready.statusCode, 503)
+  t.ok(ready.headers['retry-after'])
+  t.match(await ready.body.json(), { statusCode: 503, error: 'Service Unavailable', checks: [{ name: 'upstream:gone', ok: false, message: String }] })
+
+  const proxied = await request(`${base}/gone/x`)
+  t.equal(proxied.statusCode, 503)
+  t.ok(proxied.headers['retry-after'])
+  const body = await proxied.body.text()
+  t.notMatch(body, String(port), 'the error names no upstream address')
+})
+
+t.test('the OpenAPI document lists the gateway\'s routes and no upstream address', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  const response = await request(`${base}/docs/json`)
+  t.equal(response.statusCode, 200)
+  const text = await response.body.text()
+  const document = JSON.parse(text) as { openapi: string, paths: Record<string, Record<string, unknown>> }
+  t.match(document.openapi, /^3\./)
+  t.same(Object.keys(document.paths['/api/echo'] ?? {}).sort(), ['get', 'post'])
+  t.ok(document.paths['/api/open/{path}'])
+  t.notMatch(text, String(upstream.port))
+  const ui = await request(`${base}/docs`, { maxRedirections: 0 } as never)
+  t.ok([200, 302].includes(ui.statusCode), 'the UI is served')
+  await ui.body.dump()
+})
+
+t.test('metrics are exposed and count proxied requests by manifest prefix', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, publicManifest(upstream))
+  for (let i = 0; i < 3; i++) await (await request(`${base}/api/echo/item-${i}`)).body.dump()
+  const response = await request(`${base}/metrics`)
+  t.equal(response.statusCode, 200)
+  const text = await response.body.text()
+  t.match(text, /tollgate_requests_total\{[^}]*route="\/api\/echo"[^}]*\} 3/)
+  t.notMatch(text, /item-1/, 'never the raw path')
+  t.notMatch(text, /route="\/healthz"|route="\/metrics"/, 'the gateway\'s own endpoints are not counted')
+})
+
+t.test('one info log line per request, with request id, route, method, status and duration', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base, logs } = await start(t, publicManifest(upstream))
+  await (await request(`${base}/api/echo/log-me`, { headers: { 'x-request-id': 'log-line-1', authorization: 'Bearer secret-token-value', cookie: 'session=secret-cookie-value' } })).body.dump()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const lines = logs.filter((line) => line.reqId === 'log-line-1')
+  t.equal(lines.length, 1, JSON.stringify(lines))
+  t.match(lines[0], { level: 30, route: '/api/echo', method: 'GET' })
+  const all = JSON.stringify(logs)
+  t.notMatch(all, /secret-token-value|secret-cookie-value/, 'credentials never reach a log line')
+})
+
+t.test('a refused connection on every target is a 503 with Retry-After, not a crash', async (t) => {
+  const port = await closedPort()
+  const { base } = await start(t, {
+    version: 1,
+    upstreams: { gone: { targets: [`http://127.0.0.1:${port}`] } },
+    routes: [{ prefix: '/gone', upstream: 'gone', auth: false }]
+  })
+  for (let i = 0; i < 3; i++) {
+    const response = await request(`${base}/gone/x`)
+    t.equal(response.statusCode, 503)
+    t.ok(response.headers['retry-after'])
+    t.notMatch(await response.body.text(), String(port))
+  }
+})
+
+t.test('an invalid manifest object is refused before anything starts', async (t) => {
+  await t.rejects(createGateway({ version: 1, upstreams: {}, routes: [] } as unknown as Manifest), { name: 'ManifestError' })
+})
