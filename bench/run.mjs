@@ -5,8 +5,8 @@
 // fastify + @fastify/http-proxy from the same run. See README.md.
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import jwt from 'jsonwebtoken'
@@ -29,7 +29,8 @@ const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/ben
   --load TOOL       wrk | autocannon (env BENCH_LOAD; default wrk when on PATH)
   --max-seconds S   hard limit of the whole run         (env BENCH_MAX_SECONDS, default 600)
   --list            print the configurations and exit
-env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only;
+env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=DIR writes a
+     --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
      BENCH_RL_ALGORITHM (default sliding-window) is the limiter algorithm of the rate-limited configurations.`
 
 let parsed
@@ -79,6 +80,7 @@ const rounds = numberOption('rounds', 'BENCH_ROUNDS', 3, { min: 1, max: 20, inte
 const connections = numberOption('connections', 'BENCH_CONNECTIONS', CONNECTIONS, { min: 1, max: 1000, integer: true })
 const maxSeconds = numberOption('max-seconds', 'BENCH_MAX_SECONDS', 600, { min: 10, max: 7200, integer: true })
 const rlAlgorithm = process.env.BENCH_RL_ALGORITHM ?? 'sliding-window'
+const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null
 
 const byName = new Map(CONFIGS.map((config) => [config.name, config]))
 const notes = []
@@ -200,6 +202,10 @@ async function redisKeyCount (prefix) {
 }
 
 // ---------------------------------------------------------------- upstream
+const loadAtStart = loadavg()
+if (loadAtStart[0] > cpus().length) {
+  warn(`the machine was busy when the run started (load average ${loadAtStart.map((value) => value.toFixed(1)).join(' / ')} over 1 / 5 / 15 min on ${cpus().length} cores): other processes share the cores, so the figures are unreliable`)
+}
 console.log(`pinning: ${plan.reason}`)
 console.log(`load: ${loadTool}${wrk !== null ? ` (${wrk})` : ''}, ${connections} connections, ${warmup} s warm-up + ${duration} s measured, ${rounds} round(s)`)
 const upstream = track(forkNode(plan, plan.server, join(here, 'lib/upstream.mjs'), { env: { BENCH_JWKS: JSON.stringify({ keys: [publicJwk] }) } }))
@@ -229,6 +235,7 @@ async function startTarget (config, round) {
   const fd = openSync(logFile, 'w')
   const child = track(forkNode(plan, plan.server, join(here, 'lib/server.mjs'), {
     stdout: fd,
+    execArgv: cpuProfDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--cpu-prof-name', `${config.name}-round${round}.cpuprofile`],
     env: {
       NODE_ENV: 'production',
       BENCH_SERVER: JSON.stringify({ name: config.name, upstream: upstreamUrl, jwksUrl, publicKeyPem, redisUrl: REDIS_URL, redisPrefix, rlAlgorithm })
@@ -414,14 +421,14 @@ const rows = aggregate(selected, runs)
 const microRows = micro(rows)
 const command = [
   ...Object.entries(process.env).filter(([key]) => key.startsWith('BENCH_') && !['BENCH_LOAD', 'BENCH_SERVER'].includes(key)).map(([key, value]) => `${key}=${value}`),
-  'pnpm bench',
+  'pnpm --filter @tollgate/bench run bench',
   ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2).filter((arg) => arg !== '--')] : [])
 ].join(' ')
 const meta = {
   startedAt: startedAt.toISOString(),
   finishedAt: new Date().toISOString(),
   command,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` },
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
   load: { tool: loadTool, connections, warmup, duration },
   rounds,
   pinning: plan,

@@ -114,8 +114,8 @@ export function markdownReport (meta, rows, microRows) {
   const lines = [
     `# Tollgate benchmark, ${meta.startedAt}`,
     '',
-    `- command: \`${meta.command}\``,
-    `- machine: ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, ${meta.machine.platform}`,
+    `- harness command (\`pnpm bench\` runs it after \`pnpm run build\`): \`${meta.command}\``,
+    `- machine: ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, ${meta.machine.platform}; load average at start ${meta.machine.loadAverageAtStart.map((value) => value.toFixed(2)).join(' / ')} (1 / 5 / 15 min)`,
     `- load: ${meta.load.tool}, ${meta.load.connections} connections, ${meta.load.warmup} s warm-up + ${meta.load.duration} s measured, ${meta.rounds} round(s), configurations interleaved (order rotated each round)`,
     `- pinning: ${meta.pinning.reason}`,
     `- baseline for every "x bare" ratio: ${BASELINE} in this run (req/s: higher is better; latency: lower is better)`,
