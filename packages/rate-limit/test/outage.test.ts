@@ -1,5 +1,6 @@
 import { tollgateRuntime } from '@tollgate/common'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import tollgateRateLimit from '../src/index.js'
 import { TestClock } from './helpers/app.js'
@@ -78,3 +79,33 @@ for (const policy of ['allow', 'deny'] as const) {
     t.equal(after.headers['ratelimit-remaining'], '3', 'requests that timed out were not counted later')
   })
 }
+
+t.test('a given client without a command timeout: the plugin bounds each call itself, and never closes it', async (t) => {
+  const proxy = await startProxy(t)
+  const prefix = uniquePrefix('outage-given-client')
+  cleanupOnTeardown(t, prefix)
+  const client = new Redis(`redis://127.0.0.1:${proxy.port}`, { enableOfflineQueue: false, lazyConnect: true, maxRetriesPerRequest: 0 })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  await client.connect()
+  const app = Fastify()
+  await app.register(tollgateRateLimit, {
+    onStoreError: 'deny',
+    redis: { client, keyPrefix: prefix, commandTimeout: '100ms' },
+    default: { max: 5, window: '1h' }
+  })
+  app.get('/x', async () => 'ok')
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(await ready(app))
+  t.equal((await app.inject('/x')).statusCode, 200)
+  proxy.blackhole()
+  const during = await app.inject('/x')
+  t.equal(during.statusCode, 503, 'answered by the policy after the plugin\'s own timeout')
+  t.equal(during.headers['retry-after'], '5')
+  const readiness = await app.tollgate.checkReadiness()
+  t.same(readiness.map((c) => [c.name, c.ok]), [['redis', false]])
+  t.match(readiness[0]!.message, /no answer within 100 ms/)
+  await app.close()
+  t.not(client.status, 'end', 'the given client was not closed by the plugin')
+})
