@@ -1,4 +1,4 @@
-/* global process, console, fetch, setInterval, clearInterval, Buffer */
+/* global process, console, fetch, setInterval, clearInterval, Buffer, AbortSignal */
 // Tollgate's load benchmark: one upstream, every configuration in turn in its
 // own process, load from wrk (when on PATH) or autocannon in another process,
 // configurations interleaved over rounds, medians and ratios to bare
@@ -213,7 +213,7 @@ const upstreamInfo = await waitForMessage(upstream, (message) => message?.type =
 const upstreamUrl = `http://127.0.0.1:${upstreamInfo.port}`
 const jwksUrl = `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`
 // What every configuration must answer, byte for byte.
-const directBody = Buffer.from(await (await fetch(`${upstreamUrl}${DIRECT_PATH}`)).arrayBuffer())
+const directBody = Buffer.from(await (await fetch(`${upstreamUrl}${DIRECT_PATH}`, { signal: AbortSignal.timeout(5000) })).arrayBuffer())
 
 async function upstreamCounts () {
   upstream.send({ type: 'counts' })
@@ -281,7 +281,7 @@ async function preflight (config, target, headers) {
   let body
   // A few tries (bounded, 5 s) in case a store connects just after "ready"; each retry is reported.
   for (let attempt = 0; attempt < 20; attempt++) {
-    response = await fetch(url, { headers })
+    response = await fetch(url, { headers, signal: AbortSignal.timeout(5000) })
     body = Buffer.from(await response.arrayBuffer())
     if (response.status === 200 || attempt === 19) break
     warn(`${config.name}: preflight got ${response.status} just after ready, retrying`)
@@ -290,7 +290,7 @@ async function preflight (config, target, headers) {
   if (response.status !== 200) throw new Error(`preflight: ${response.status} ${body.toString('utf8').slice(0, 200)}`)
   if (!body.equals(directBody)) throw new Error(`preflight: body differs from the upstream's: ${body.toString('utf8').slice(0, 200)}`)
   if (config.auth) {
-    const anonymous = await fetch(url)
+    const anonymous = await fetch(url, { signal: AbortSignal.timeout(5000) })
     await anonymous.arrayBuffer()
     if (anonymous.status !== 401) throw new Error(`preflight: a request without a token got ${anonymous.status}, expected 401 (is auth on?)`)
   }

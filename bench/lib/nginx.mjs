@@ -1,4 +1,4 @@
-/* global process, fetch */
+/* global process, fetch, AbortSignal */
 // nginx as a reverse proxy with upstream keep-alive: the ceiling a proxy can
 // reach on this machine. Used only when `nginx` is on PATH; never installed.
 import { spawn } from 'node:child_process'
@@ -60,7 +60,7 @@ http {
   for (let attempt = 0; attempt < 50; attempt++) {
     if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}; see ${root}/logs/error.log`)
     try {
-      const response = await fetch(`http://127.0.0.1:${port}/api/hello`)
+      const response = await fetch(`http://127.0.0.1:${port}/api/hello`, { signal: AbortSignal.timeout(1000) })
       await response.arrayBuffer()
       return { child, port }
     } catch {
