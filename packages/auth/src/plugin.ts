@@ -337,15 +337,21 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     routeOptions.config = { ...routeOptions.config, [kRouteAuth]: setting } as typeof routeOptions.config
   })
 
-  // ── Safety net: a route added before this plugin never saw onRoute; it gets the default ──
-  const defaultSetting = settingFor({ config: {}, method: '*', url: '(default)' })
-  const fallbackHook = routeHook(defaultSetting) as (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => unknown
+  // ── Safety net: a route added before this plugin never saw onRoute. Its own
+  // config.auth still decides (resolved once per route, on its first request);
+  // without one it gets the default, so nothing is left open by registration order.
+  type LateHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => unknown
+  const lateRouteHooks = new WeakMap<object, LateHook>()
   fastify.addHook('preHandler', async function authenticateUnknownRoutes (request, reply) {
     if (request.is404) return
-    const config = request.routeOptions.config as unknown as Record<symbol, unknown> | undefined
-    if (config?.[kRouteAuth] !== undefined) return
-    if (defaultSetting.auth.public) return
-    await fallbackHook(request, reply, () => undefined)
+    const config = request.routeOptions.config as unknown as Record<string | symbol, unknown>
+    if (config[kRouteAuth] !== undefined) return
+    let hook = lateRouteHooks.get(config)
+    if (hook === undefined) {
+      hook = routeHook(settingFor({ config: config as RouteOptions['config'], method: request.method, url: request.routeOptions.url ?? '' })) as unknown as LateHook
+      lateRouteHooks.set(config, hook)
+    }
+    await hook(request, reply, () => undefined)
   })
 }
 

@@ -163,7 +163,17 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     await app.register(helmet, { global: true })
   }
   if (server.cors !== undefined) {
-    await app.register(cors, { ...server.cors, hideOptionsRoute: true })
+    // Only a real preflight (Origin and Access-Control-Request-Method) is answered here;
+    // any other OPTIONS is routed like a request, so an unlisted method still gets 405.
+    const corsOptions = { ...server.cors, hideOptionsRoute: true }
+    const notPreflight = { ...corsOptions, preflight: false }
+    await app.register(cors, {
+      hideOptionsRoute: true,
+      delegator (request, callback) {
+        const preflight = request.method !== 'OPTIONS' || (request.headers.origin !== undefined && request.headers['access-control-request-method'] !== undefined)
+        callback(null, preflight ? corsOptions : notPreflight)
+      }
+    })
   }
 
   const docs = server.docs ?? SERVER_DEFAULTS.docs
