@@ -320,6 +320,7 @@ function describeFailures (phase, result) {
 async function runOne (config, round) {
   const run = { config: config.name, round, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] }
   const headers = config.auth ? { authorization: `Bearer ${token}` } : {}
+  const atStart = config.auth ? await upstreamCounts() : null
   let target
   try {
     target = await startTarget(config, round)
@@ -355,6 +356,11 @@ async function runOne (config, round) {
     const answered = measure.ok + (result.warmup?.ok ?? 0)
     if (after.served - before.served < answered) {
       run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
+    }
+    if (atStart !== null) {
+      // The key comes from the JWKS once (cached); a fetch per request would be a bug worth seeing.
+      run.jwksFetches = after.jwksFetches - atStart.jwksFetches
+      if (run.jwksFetches > 10) warn(`${config.name}: ${run.jwksFetches} JWKS fetches in one run (the key set should be cached)`)
     }
     if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
     run.rps = measure.rps
