@@ -9,7 +9,7 @@ import { echoUpstream, waitFor } from './helpers/upstream.js'
 
 // The CLI as users run it: the built bin in a child process.
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
-const EXAMPLE = fileURLToPath(new URL('../../../../shared/manifest.example.yaml', import.meta.url))
+const EXAMPLE = fileURLToPath(new URL('../../../docs/manifest.example.yaml', import.meta.url))
 
 function tollgate (args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null, stdout: string, stderr: string } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env }, timeout: 30_000 })

@@ -12,7 +12,7 @@ import { createGateway, parseManifestText } from '../src/index.js'
 import { echoUpstream } from './helpers/upstream.js'
 import { jwksServer, sign, signingKey } from './helpers/keys.js'
 
-const EXAMPLE = readFileSync(fileURLToPath(new URL('../../../../shared/manifest.example.yaml', import.meta.url)), 'utf8')
+const EXAMPLE = readFileSync(fileURLToPath(new URL('../../../docs/manifest.example.yaml', import.meta.url)), 'utf8')
 
 const rsa = signingKey('RS256')
 const ec = signingKey('ES256')

@@ -1,12 +1,12 @@
 import t from 'tap'
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadManifest, parseManifestText } from '../src/manifest/load.js'
 import { ManifestError } from '../src/manifest/errors.js'
 
-const EXAMPLE = fileURLToPath(new URL('../../../../shared/manifest.example.yaml', import.meta.url))
+const EXAMPLE = fileURLToPath(new URL('../../../docs/manifest.example.yaml', import.meta.url))
 
 function problemsOf (fn: () => unknown): string[] {
   try {
@@ -179,4 +179,16 @@ t.test('duplicate prefixes and internal path collisions are refused', async (t) 
     'server.metrics: "/api/posts/metrics" collides with routes[0].prefix "/api/posts"',
     'server.metrics: "/api/posts/metrics" collides with routes[1].prefix "/api/posts"'
   ])
+})
+
+t.test('the docs copy of the example manifest and contract match the shared contract, when it is beside the checkout', async (t) => {
+  const pairs = [
+    ['../../../docs/manifest.example.yaml', '../../../../shared/manifest.example.yaml'],
+    ['../../../docs/contract.md', '../../../../shared/CONTRACT.md']
+  ] as const
+  for (const [copy, shared] of pairs) {
+    const sharedPath = fileURLToPath(new URL(shared, import.meta.url))
+    if (!existsSync(sharedPath)) continue // a user's clone has no shared/ beside it
+    t.equal(readFileSync(fileURLToPath(new URL(copy, import.meta.url)), 'utf8'), readFileSync(sharedPath, 'utf8'), `${copy} is up to date`)
+  }
 })
