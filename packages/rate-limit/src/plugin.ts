@@ -108,6 +108,21 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     if (owned) {
       // Connect in the background: a Redis down at boot must not stop the app from starting.
       client.connect().catch(() => { /* reported through the 'error' event */ })
+      // ...but give it up to connectTimeout before the app is ready, so a healthy Redis is
+      // in use from the first request (with onStoreError: deny that request would be a 503).
+      const connectTimeoutMs = options.redis.connectTimeoutMs
+      fastify.addHook('onReady', async () => {
+        if (client.status === 'ready') return
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, connectTimeoutMs)
+          function done (): void {
+            clearTimeout(timer)
+            client.off('ready', done)
+            resolve()
+          }
+          client.once('ready', done)
+        })
+      })
     }
     const store = redis
     runtime.addReadinessCheck('redis', async () => {
@@ -122,7 +137,12 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     fastify.addHook('onClose', async () => {
       client.off('error', onClientError)
       // disconnect(), not quit(): it never waits on an unreachable server, and stops reconnecting.
-      if (owned) client.disconnect()
+      // A handshake already under way can still fail after it; keep a listener so that late
+      // error is not an unhandled 'error' event printed over the CLI's output.
+      if (owned) {
+        client.on('error', () => {})
+        client.disconnect()
+      }
     })
   }
   if (sweeper !== null) {
