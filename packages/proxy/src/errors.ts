@@ -26,3 +26,6 @@ export const BadGatewayError = createError('TOLLGATE_PROXY_BAD_GATEWAY', 'The up
 
 /** The upstream sent no response headers within `timeout`. */
 export const GatewayTimeoutError = createError('TOLLGATE_PROXY_GATEWAY_TIMEOUT', 'The upstream service did not answer in time', 504)
+
+/** The upstream already has `websocket.maxConnections` tunnels open (`Retry-After` set). */
+export const WebSocketLimitError = createError('TOLLGATE_PROXY_WEBSOCKET_LIMIT', 'Too many WebSocket connections to this service', 503)

@@ -11,6 +11,7 @@ export {
   type TargetOptions,
   type HealthCheckOptions,
   type CircuitBreakerOptions,
+  type WebSocketOptions,
   type BalanceStrategy,
   type ResolvedOptions,
   type ResolvedUpstream,

@@ -35,6 +35,16 @@ export interface CircuitBreakerOptions {
   resetAfter?: Duration
 }
 
+/** Limits of the WebSocket tunnels to an upstream (routes with `websocket: true`). */
+export interface WebSocketOptions {
+  /** No byte either way for this long closes the tunnel (1001 going away to both sides). `0` disables. Default `5m`. */
+  idleTimeout?: Duration
+  /** Largest message (the sum of its fragments) and frame a client may send; larger closes with 1009. Default `1mb`. */
+  maxMessageSize?: Size
+  /** Most tunnels open (or being opened) to the upstream at once; more get 503 with `Retry-After`. Default `10000`. */
+  maxConnections?: number
+}
+
 /** A named group of interchangeable servers. */
 export interface UpstreamOptions {
   /** At least one target: a URL string or `{ url, weight }`. */
@@ -61,6 +71,8 @@ export interface UpstreamOptions {
   ca?: string | Buffer | Array<string | Buffer>
   healthCheck?: HealthCheckOptions
   circuitBreaker?: CircuitBreakerOptions
+  /** WebSocket tunnel limits (idle timeout, message size, connection cap). */
+  websocket?: WebSocketOptions
 }
 
 /** One proxied prefix. */
@@ -110,6 +122,7 @@ export interface ResolvedUpstream {
   readonly ca: string | Buffer | Array<string | Buffer> | undefined
   readonly healthCheck: Readonly<Required<HealthCheckOptions> & { interval: number, timeout: number }> | null
   readonly circuitBreaker: Readonly<{ failures: number, resetAfter: number }> | null
+  readonly websocket: Readonly<{ idleTimeout: number, maxMessageSize: number, maxConnections: number }>
 }
 
 export interface ResolvedRoute {
@@ -136,10 +149,11 @@ export interface ResolvedOptions {
 export const PROXIED_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'QUERY']
 const NEVER_METHODS = new Set(['TRACE', 'CONNECT'])
 const BALANCES: readonly BalanceStrategy[] = ['round-robin', 'least-connections', 'random']
-const UPSTREAM_KEYS = new Set(['targets', 'balance', 'timeout', 'connectTimeout', 'bodyTimeout', 'retries', 'connections', 'keepAliveTimeout', 'ca', 'healthCheck', 'circuitBreaker'])
+const UPSTREAM_KEYS = new Set(['targets', 'balance', 'timeout', 'connectTimeout', 'bodyTimeout', 'retries', 'connections', 'keepAliveTimeout', 'ca', 'healthCheck', 'circuitBreaker', 'websocket'])
 const ROUTE_KEYS = new Set(['prefix', 'upstream', 'rewritePrefix', 'methods', 'websocket', 'config'])
 const HEALTH_KEYS = new Set(['path', 'interval', 'timeout', 'unhealthyAfter', 'healthyAfter'])
 const BREAKER_KEYS = new Set(['failures', 'resetAfter'])
+const WEBSOCKET_KEYS = new Set(['idleTimeout', 'maxMessageSize', 'maxConnections'])
 const TOP_KEYS = new Set(['upstreams', 'routes', 'bodyLimit', 'now', 'healthChecks'])
 
 function fail (path: string, message: string): never {
@@ -174,6 +188,29 @@ function duration (value: unknown, path: string, fallback: number, min = 0): num
   }
   if (ms < min) fail(path, `must be at least ${min} ms`)
   return ms
+}
+
+function size (value: unknown, path: string, fallback: number, min = 0): number {
+  if (value === undefined) return fallback
+  let bytes: number
+  try {
+    bytes = parseSize(value, path)
+  } catch {
+    fail(path, `invalid size ${JSON.stringify(value)} (use a number of bytes or a string like "512kb", "1mb")`)
+  }
+  if (bytes < min) fail(path, `must be at least ${min} bytes`)
+  return bytes
+}
+
+function resolveWebSocket (value: unknown, path: string): ResolvedUpstream['websocket'] {
+  if (value !== undefined && value !== null && !isObject(value)) fail(path, 'must be an object')
+  const ws = isObject(value) ? value : {}
+  checkKeys(ws, WEBSOCKET_KEYS, path)
+  return Object.freeze({
+    idleTimeout: duration(ws.idleTimeout, `${path}.idleTimeout`, 300_000),
+    maxMessageSize: size(ws.maxMessageSize, `${path}.maxMessageSize`, 1_048_576, 1),
+    maxConnections: integer(ws.maxConnections, `${path}.maxConnections`, 10_000, 1)
+  })
 }
 
 function resolveTarget (value: unknown, path: string): ResolvedTarget {
@@ -263,7 +300,8 @@ function resolveUpstream (name: string, value: unknown): ResolvedUpstream {
     keepAliveTimeout: duration(value.keepAliveTimeout, `${path}.keepAliveTimeout`, 4_000, 1),
     ca: value.ca as ResolvedUpstream['ca'],
     healthCheck,
-    circuitBreaker
+    circuitBreaker,
+    websocket: resolveWebSocket(value.websocket, `${path}.websocket`)
   })
 }
 

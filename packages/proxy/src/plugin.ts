@@ -5,7 +5,7 @@ import { resolveOptions, PROXIED_METHODS, type ProxyOptions, type ResolvedOption
 import { BadPathError, BodyTooLargeError, MethodNotAllowedError } from './errors.js'
 import { ProxyCall, type CompiledRoute } from './forward.js'
 import { Upstream } from './upstream.js'
-import { proxyUpgrade, routeUpgrades, upgradeSocket } from './websocket.js'
+import { proxyUpgrade, routeUpgrades, upgradeSocket, websocketCount } from './websocket.js'
 import type { Duplex } from 'node:stream'
 
 export const PLUGIN_NAME = '@tollgate/proxy'
@@ -24,7 +24,7 @@ export interface TollgateProxyApi {
   /** Runs one active health check of every target of every upstream now. */
   checkHealth: () => Promise<void>
   /** Live state of every upstream's targets (for `routes` listings, debugging, tests). */
-  upstreams: () => Array<{ name: string, targets: TargetSnapshot[] }>
+  upstreams: () => Array<{ name: string, websockets: number, targets: TargetSnapshot[] }>
 }
 
 interface InnerOptions {
@@ -160,6 +160,7 @@ export const tollgateProxy: FastifyPluginAsync<ProxyOptions> = async (fastify, o
     upstreams () {
       return [...upstreams.values()].map((upstream) => ({
         name: upstream.name,
+        websockets: websocketCount(upstream),
         targets: upstream.targets.map((target) => ({
           url: target.url,
           weight: target.weight,

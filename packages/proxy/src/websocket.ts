@@ -1,16 +1,33 @@
 import { request as httpRequest, ServerResponse, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HOP_BY_HOP_HEADERS, connectionTokens } from '@tollgate/common'
-import { BadGatewayError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { BadGatewayError, GatewayTimeoutError, UpstreamUnavailableError, WebSocketLimitError } from './errors.js'
 import { classify, upstreamHeaders, type CompiledRoute } from './forward.js'
+import type { ResolvedUpstream } from './options.js'
+import type { Upstream } from './upstream.js'
+import { FrameScanner, closeFrame } from './websocket-frames.js'
 
 const kSocket = Symbol('tollgate.upgradeSocket')
 const kHead = Symbol('tollgate.upgradeHead')
 const kListener = Symbol('tollgate.upgradeListener')
 
 type UpgradeRequest = IncomingMessage & { [kSocket]?: Duplex, [kHead]?: Buffer }
+
+/** `Retry-After` (seconds) of an upgrade refused because the upstream's tunnels are at `maxConnections`. */
+export const WEBSOCKET_RETRY_AFTER = 5
+/** After a close frame was sent to both sides, how long they get to close before they are destroyed (ms). */
+const CLOSE_GRACE = 1000
+
+/** Tunnels open or being opened, per upstream (the `maxConnections` cap). */
+const openTunnels = new WeakMap<Upstream, number>()
+
+/** Tunnels open or being opened to `upstream` now. */
+export function websocketCount (upstream: Upstream): number {
+  return openTunnels.get(upstream) ?? 0
+}
 
 /** The client socket of a WebSocket upgrade request, when this request is one. */
 export function upgradeSocket (request: FastifyRequest): Duplex | undefined {
@@ -52,11 +69,26 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
   const client = raw[kSocket]!
   const head = raw[kHead] ?? Buffer.alloc(0)
   const upstream = route.upstream
+  const limits = upstream.options.websocket
+  const count = websocketCount(upstream)
+  if (count >= limits.maxConnections) {
+    // Refused before the upstream is contacted: the cap protects it as much as the gateway.
+    reply.header('retry-after', String(WEBSOCKET_RETRY_AFTER))
+    reply.send(new WebSocketLimitError())
+    return
+  }
   const target = upstream.pick(null)
   if (target === null) {
     reply.header('retry-after', String(upstream.retryAfter()))
     reply.send(new UpstreamUnavailableError())
     return
+  }
+  openTunnels.set(upstream, count + 1)
+  let counted = true
+  const release = (): void => {
+    if (!counted) return
+    counted = false
+    openTunnels.set(upstream, websocketCount(upstream) - 1)
   }
   request.tollgateTarget = target.url
   const url = raw.url!
@@ -82,6 +114,7 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
   const fail = (err: Error & { code?: string }, timedOut: boolean): void => {
     if (settled) return
     settled = true
+    release()
     upstream.failed(target)
     request.log.warn({ err, target: target.url }, 'websocket upgrade to upstream failed')
     if (client.destroyed) return
@@ -100,10 +133,18 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
     outgoing.destroy(err)
   })
   outgoing.on('error', (err) => { fail(err, false) })
-  client.on('close', () => { if (!settled) outgoing.destroy() })
+  client.on('close', () => {
+    if (settled) return
+    // The client left before the upstream answered: not the target's fault.
+    settled = true
+    release()
+    upstream.released(target)
+    outgoing.destroy()
+  })
   outgoing.on('response', (res) => {
     // Not a 101: relayed as a plain HTTP response and no tunnel opens.
     settled = true
+    release()
     if (res.statusCode! >= 502 && res.statusCode! <= 504) upstream.failed(target)
     else upstream.succeeded(target)
     copyHeaders(res.headers, reply)
@@ -116,6 +157,7 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
     outgoing.setTimeout(0)
     upstream.succeeded(target)
     if (client.destroyed) {
+      release()
       socket.destroy()
       return
     }
@@ -131,22 +173,85 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
       lines += `${name}: ${res.rawHeaders[i + 1]!}\r\n`
     }
     client.write(lines + '\r\n')
-    if (upstreamHead.length > 0) client.write(upstreamHead)
-    if (head.length > 0) socket.write(head)
-    const close = (): void => {
+    openTunnel(client as Socket, socket, head, upstreamHead, limits, () => {
       tunnels.delete(client)
       tunnels.delete(socket)
-      client.destroy()
-      socket.destroy()
-    }
-    socket.on('error', close)
-    socket.on('close', close)
-    client.on('error', close)
-    client.on('close', close)
-    socket.pipe(client)
-    client.pipe(socket)
+      release()
+    })
   })
   outgoing.end()
+}
+
+/**
+ * Joins the client and upstream sockets. Upstream to client is a plain pipe (its frame
+ * headers are followed, not changed); client to upstream is written chunk by chunk with
+ * the same backpressure as a pipe, minus any frame over `maxMessageSize`. No payload
+ * is copied or unmasked.
+ */
+function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHead: Buffer, limits: ResolvedUpstream['websocket'], onClosed: () => void): void {
+  const inbound = new FrameScanner(limits.maxMessageSize)
+  const outbound = new FrameScanner(0)
+  let closing = false
+  let finished = false
+  let grace: NodeJS.Timeout | undefined
+
+  const finish = (): void => {
+    if (finished) return
+    finished = true
+    clearTimeout(grace)
+    client.destroy()
+    upstream.destroy()
+    onClosed()
+  }
+  const sideClosed = (): void => {
+    // While closing, each side gets the grace period to take its close frame.
+    if (!closing || (client.destroyed && upstream.destroyed)) finish()
+  }
+  /** Closes both sides with a close frame where it falls between frames, else destroys that side. */
+  const shutdown = (toClient: number, toUpstream: number, reason: string): void => {
+    if (closing) return
+    closing = true
+    client.setTimeout(0)
+    client.off('data', forward)
+    upstream.off('data', observe)
+    upstream.unpipe(client)
+    // Whatever either side still sends is read and dropped, so their FIN and close arrive.
+    client.resume()
+    upstream.resume()
+    if (outbound.atBoundary) client.end(closeFrame(toClient, reason, false))
+    else client.destroy()
+    if (inbound.atBoundary) upstream.end(closeFrame(toUpstream, reason, true))
+    else upstream.destroy()
+    grace = setTimeout(finish, CLOSE_GRACE)
+    grace.unref()
+  }
+  const forward = (chunk: Buffer): void => {
+    const allowed = inbound.scan(chunk)
+    if (allowed.length > 0 && !upstream.write(allowed)) client.pause()
+    if (inbound.tooBig) shutdown(1009, 1001, 'message too big')
+  }
+  const observe = (chunk: Buffer): void => { outbound.scan(chunk) }
+
+  upstream.on('error', finish)
+  client.on('error', finish)
+  upstream.on('close', sideClosed)
+  client.on('close', sideClosed)
+  if (upstreamHead.length > 0) {
+    observe(upstreamHead)
+    client.write(upstreamHead)
+  }
+  if (head.length > 0) forward(head)
+  if (closing) return
+  upstream.on('drain', () => { if (!closing) client.resume() })
+  client.on('data', forward)
+  client.on('end', () => { if (!closing) upstream.end() })
+  upstream.on('data', observe)
+  upstream.pipe(client)
+  if (limits.idleTimeout > 0) {
+    // A socket's timeout counts reads and writes: every byte either way goes through `client`.
+    client.setTimeout(limits.idleTimeout)
+    client.on('timeout', () => { shutdown(1001, 1001, 'idle timeout') })
+  }
 }
 
 function copyHeaders (headers: IncomingMessage['headers'], reply: FastifyReply): void {
