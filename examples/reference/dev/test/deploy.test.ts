@@ -44,7 +44,7 @@ t.test('every Kubernetes object is valid against its schema', async (t) => {
 })
 
 t.test('the validator does refuse invalid objects', async (t) => {
-  t.throws(() => { new Deployment({ metadata: { name: 'x' }, spec: { replicas: 'three', selector: {}, template: {} } }).validate() })
+  t.throws(() => { new Deployment({ metadata: { name: 'x' }, spec: { replicas: 'three' as unknown as number, selector: {}, template: {} } }).validate() })
 })
 
 t.test('gateway: several replicas, readiness on /readyz, the manifest from the ConfigMap, Redis shared', async (t) => {

@@ -33,7 +33,8 @@ t.test('both manifests are valid for the gateway', async (t) => {
 t.test('the Redis manifest is the in-memory one plus a redis section, and nothing else', async (t) => {
   const memory = parse((await load('tollgate.yaml')).text)
   const redis = parse((await load('tollgate.redis.yaml')).text)
-  t.same(redis.redis, { url: '${REDIS_URL}', keyPrefix: 'tollgate:reference:' })
+  t.same(redis.redis, { url: '${REDIS_URL}', keyPrefix: '${REDIS_KEY_PREFIX:-tollgate:reference:}' })
+  t.equal((await load('tollgate.redis.yaml')).manifest.redis.keyPrefix, 'tollgate:reference:', 'the key prefix defaults to tollgate:reference:')
   t.notOk('redis' in memory)
   delete redis.redis
   t.same(redis, memory)
