@@ -223,6 +223,15 @@ export const manifestSchema = {
               failures: { type: 'integer', minimum: 1 },
               resetAfter: duration
             }
+          },
+          websocket: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              idleTimeout: duration,
+              maxMessageSize: size,
+              maxConnections: { type: 'integer', minimum: 1 }
+            }
           }
         }
       }
