@@ -3,6 +3,7 @@ export { headerAlias, connectionTokens, removeAliasedHeaders, HOP_BY_HOP_HEADERS
 export { isSaneRequestId, requestIdFor } from './request-id.js'
 export { parseTraceparent, nextTraceparent, newSpanId, newTraceId, type TraceParent } from './trace-context.js'
 export { pathProblem } from './path.js'
+export { LruCache } from './lru.js'
 export {
   tollgateRuntime,
   routeLabel,
