@@ -51,8 +51,15 @@ export class JwksStore {
   #lastAttemptAt: number | undefined
   #lastError: Error | undefined
   #inflight: Promise<void> | undefined
+  #fingerprint = ''
   /** Number of fetches started (exposed for diagnostics and tests). */
   fetches = 0
+  /**
+   * Bumped whenever a fetch brings a key set different from the one held (a key added,
+   * removed or replaced): anything derived from the old set (verified-token caches) must
+   * be dropped when it changes.
+   */
+  version = 0
 
   constructor (options: JwksStoreOptions) {
     this.#options = options
@@ -84,6 +91,11 @@ export class JwksStore {
     this.#lastAttemptAt = this.#options.now()
     this.fetches++
     this.#inflight = this.#fetch().then((keys) => {
+      const fingerprint = keys.map((key) => `${key.kid ?? ''}\u0000${[...key.algorithms].join(',')}\u0000${key.pem}`).sort().join('\u0001')
+      if (fingerprint !== this.#fingerprint) {
+        this.#fingerprint = fingerprint
+        this.version++
+      }
       this.#keys = keys
       this.#loadedAt = this.#options.now()
       this.#lastError = undefined
@@ -94,6 +106,21 @@ export class JwksStore {
       this.#inflight = undefined
     })
     return await this.#inflight
+  }
+
+  /** True when a key set is loaded and younger than `maxAgeMs` (no refetch is due). */
+  isFresh (): boolean {
+    return this.#loadedAt !== undefined && this.#options.now() - this.#loadedAt < this.#options.maxAgeMs
+  }
+
+  /**
+   * The key for `kid` and `alg` when it can be told without waiting (a fresh set that holds
+   * it), else `undefined`: then {@link getKey} fetches, refetches or throws as needed.
+   */
+  keyNow (kid: string | undefined, alg: string): JwksKey | undefined {
+    if (!this.isFresh()) return undefined
+    const key = this.#find(kid)
+    return key !== undefined && key.algorithms.has(alg) ? key : undefined
   }
 
   /** The key for a token's `kid` and `alg`; throws {@link JwksKeyError}. */
@@ -116,8 +143,13 @@ export class JwksStore {
   }
 
   #find (kid: string | undefined): JwksKey | undefined {
-    if (kid === undefined) return this.#keys.length === 1 ? this.#keys[0] : undefined
-    return this.#keys.find((key) => key.kid === kid)
+    const keys = this.#keys
+    if (kid === undefined) return keys.length === 1 ? keys[0] : undefined
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as JwksKey
+      if (key.kid === kid) return key
+    }
+    return undefined
   }
 
   async #fetch (): Promise<JwksKey[]> {

@@ -1,6 +1,7 @@
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
-import { JwksKeyError, type JwksStore } from './jwks.js'
+import { createDecoder, createVerifier, type Algorithm } from 'fast-jwt'
+import { JwksKeyError, type JwksKey, type JwksStore } from './jwks.js'
 import type { ResolvedJwt } from './options.js'
 
 /** Why a token was refused. */
@@ -21,8 +22,8 @@ interface DecodedJwt {
 }
 
 /**
- * Builds the token verifier on @fastify/jwt, registered in a private child scope so
- * that it claims neither `fastify.jwt` nor `request.user` in the user's app.
+ * Builds the token verifier: @fastify/jwt for a secret or a PEM key, fast-jwt verifiers per
+ * key and algorithm for a JWKS.
  *
  * The key always comes from configuration (a secret, a PEM key, or the configured
  * JWKS by `kid`): `jwk`, `jku`, `x5u` and `x5c` headers are never read. fast-jwt checks
@@ -31,40 +32,18 @@ interface DecodedJwt {
  * again against the plugin's clock (`now`), so no token outlives its `exp`.
  */
 export async function createTokenVerifier (fastify: FastifyInstance, jwt: ResolvedJwt, store: JwksStore | undefined, now: () => number): Promise<VerifyToken> {
-  let secret: string | ((decoded: DecodedJwt) => Promise<string>)
-  if (jwt.source === 'secret') {
-    secret = jwt.secret as string
-  } else if (jwt.source === 'publicKey') {
-    secret = jwt.publicKeyPem as string
-  } else {
-    const jwks = store as JwksStore
-    secret = async (decoded: DecodedJwt): Promise<string> => {
-      const { kid, alg } = decoded.header
-      if (kid !== undefined && typeof kid !== 'string') throw new JwksKeyError('kid must be a string', false)
-      if (typeof alg !== 'string' || !jwt.algorithms.includes(alg as never)) throw new JwksKeyError('algorithm not allowed', false)
-      return (await jwks.getKey(kid, alg)).pem
-    }
+  const verifyOptions: VerifyOptions = {
+    algorithms: [...jwt.algorithms] as Algorithm[],
+    ...(jwt.issuer === undefined ? {} : { allowedIss: [...jwt.issuer] }),
+    ...(jwt.audience === undefined ? {} : { allowedAud: [...jwt.audience] }),
+    clockTolerance: jwt.clockToleranceMs,
+    // fast-jwt skips an iss/aud check when the claim is absent: require them when configured.
+    requiredClaims: ['exp', ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])],
+    cache: false
   }
-
-  let verify: ((token: string) => unknown) | undefined
-  await fastify.register(async function tollgateJwtScope (child) {
-    await child.register(fastifyJwt, {
-      // Verify-only: { public } without { private } creates no signer.
-      secret: { public: secret },
-      verify: {
-        algorithms: [...jwt.algorithms],
-        ...(jwt.issuer === undefined ? {} : { allowedIss: [...jwt.issuer] }),
-        ...(jwt.audience === undefined ? {} : { allowedAud: [...jwt.audience] }),
-        clockTolerance: jwt.clockToleranceMs,
-        // fast-jwt skips an iss/aud check when the claim is absent: require them when configured.
-        requiredClaims: ['exp', ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])],
-        cache: false
-      }
-    })
-    const api = child.jwt
-    verify = (token) => api.verify(token)
-  })
-  const verifyWithJwt = verify as (token: string) => unknown
+  const verifyWithJwt = jwt.source === 'jwks'
+    ? jwksVerifier(jwt, store as JwksStore, verifyOptions)
+    : await staticKeyVerifier(fastify, jwt.source === 'secret' ? jwt.secret as string : jwt.publicKeyPem as string, verifyOptions)
 
   return async function verifyToken (token: string): Promise<Record<string, unknown>> {
     let payload: unknown
@@ -90,9 +69,67 @@ export async function createTokenVerifier (fastify: FastifyInstance, jwt: Resolv
   }
 }
 
+interface VerifyOptions {
+  algorithms: Algorithm[]
+  allowedIss?: string[]
+  allowedAud?: string[]
+  clockTolerance: number
+  requiredClaims: string[]
+  cache: false
+}
+
+/**
+ * One configured key (a secret or a PEM key), on @fastify/jwt, registered in a private child
+ * scope so that it claims neither `fastify.jwt` nor `request.user` in the user's app. Its
+ * verifier (and the key object) is built once, at registration.
+ */
+async function staticKeyVerifier (fastify: FastifyInstance, key: string, verify: VerifyOptions): Promise<(token: string) => unknown> {
+  let verifyWithJwt: ((token: string) => unknown) | undefined
+  await fastify.register(async function tollgateJwtScope (child) {
+    // Verify-only: { public } without { private } creates no signer.
+    await child.register(fastifyJwt, { secret: { public: key }, verify })
+    const api = child.jwt
+    verifyWithJwt = (token) => api.verify(token)
+  })
+  return verifyWithJwt as (token: string) => unknown
+}
+
+/**
+ * Keys of the configured JWKS, chosen by the token's `kid` and `alg` (never by `jwk`, `jku`,
+ * `x5u` or `x5c` headers). One fast-jwt verifier per key and algorithm, made on the key's first
+ * use and dropped with the key set it came from: the public key object is built once, not on
+ * every verification (which a key callback does: fast-jwt re-imports the PEM it returns).
+ */
+function jwksVerifier (jwt: ResolvedJwt, jwks: JwksStore, verify: VerifyOptions): (token: string) => unknown {
+  const decode = createDecoder({ complete: true })
+  const verifiers = new WeakMap<JwksKey, Map<string, (token: string) => unknown>>()
+  function verifierFor (key: JwksKey, alg: string): (token: string) => unknown {
+    let byAlg = verifiers.get(key)
+    if (byAlg === undefined) {
+      byAlg = new Map()
+      verifiers.set(key, byAlg)
+    }
+    let verifier = byAlg.get(alg)
+    if (verifier === undefined) {
+      verifier = createVerifier({ ...verify, key: key.pem, algorithms: [alg as Algorithm] }) as (token: string) => unknown
+      byAlg.set(alg, verifier)
+    }
+    return verifier
+  }
+  return async function verifyWithJwks (token: string): Promise<unknown> {
+    // A malformed token is refused before any key lookup (as fast-jwt does with a key callback).
+    const { header } = decode(token) as DecodedJwt
+    const { kid, alg } = header
+    if (kid !== undefined && typeof kid !== 'string') throw new JwksKeyError('kid must be a string', false)
+    if (typeof alg !== 'string' || !jwt.algorithms.includes(alg as never)) throw new JwksKeyError('algorithm not allowed', false)
+    const key = jwks.keyNow(kid, alg) ?? await jwks.getKey(kid, alg)
+    return verifierFor(key, alg)(token)
+  }
+}
+
 function rejection (error: unknown): TokenRejection {
   const err = error as { code?: string, message?: string, originalError?: unknown, cause?: unknown }
-  const inner = err.originalError ?? err.cause
+  const inner = error instanceof JwksKeyError ? error : err.originalError ?? err.cause
   if (inner instanceof JwksKeyError) {
     return new TokenRejection(inner.unavailable ? 'unavailable' : 'invalid', inner.message, { cause: inner })
   }

@@ -47,6 +47,12 @@ export interface JwtOptions {
   jwksTimeout?: Duration
   /** Accept an HMAC secret shorter than 32 bytes (a warning is logged). Default `false`. */
   insecureWeakSecret?: boolean
+  /**
+   * Most verified tokens remembered (LRU, keyed by the token's SHA-256), so a token seen again
+   * skips signature verification. An entry is never used past the token's `exp` (nor before its
+   * `nbf`), and every entry is dropped when the JWKS changes. `0` turns the cache off. Default `10000`.
+   */
+  tokenCacheSize?: number
 }
 
 export interface ApiKeyEntry {
@@ -111,6 +117,7 @@ export interface ResolvedJwt {
   jwksMaxAgeMs: number
   jwksTimeoutMs: number
   weakSecret: boolean
+  tokenCacheSize: number
 }
 
 export interface ResolvedApiKey {
@@ -172,7 +179,8 @@ const RESERVED_IDENTITY_HEADERS = new Set([
 const KNOWN_KEYS = {
   root: ['jwt', 'apiKeys', 'forward', 'identityHeaders', 'defaultRoute', 'retryAfter', 'now'],
   jwt: ['secret', 'publicKey', 'jwksUrl', 'issuer', 'audience', 'algorithms', 'clockTolerance', 'rolesClaim',
-    'permissionsClaim', 'jwksCooldown', 'jwksMaxAge', 'jwksTimeout', 'insecureWeakSecret'],
+    'permissionsClaim', 'jwksCooldown', 'jwksMaxAge', 'jwksTimeout', 'insecureWeakSecret',
+    'tokenCacheSize'],
   apiKeys: ['header', 'keys', 'query'],
   apiKey: ['id', 'sha256', 'roles', 'permissions'],
   forward: ['url', 'forwardHeaders', 'identityHeaders', 'cacheTtl', 'cacheMax', 'timeout'],
@@ -395,6 +403,8 @@ function resolveJwt (input: unknown, problems: Problems, warnings: string[]): Re
   const jwksMaxAgeMs = problems.duration(input.jwksMaxAge, 'jwt.jwksMaxAge', '10m')
   const jwksTimeoutMs = problems.duration(input.jwksTimeout, 'jwt.jwksTimeout', '5s')
   if (jwksTimeoutMs === 0 && input.jwksTimeout !== undefined) problems.add('jwt.jwksTimeout', 'must be greater than 0')
+  const tokenCacheSize = input.tokenCacheSize ?? 10_000
+  if (typeof tokenCacheSize !== 'number' || !Number.isSafeInteger(tokenCacheSize) || tokenCacheSize < 0) problems.add('jwt.tokenCacheSize', 'must be a non-negative integer')
 
   return {
     source: source === 'jwksUrl' ? 'jwks' : source,
@@ -411,7 +421,8 @@ function resolveJwt (input: unknown, problems: Problems, warnings: string[]): Re
     jwksCooldownMs,
     jwksMaxAgeMs,
     jwksTimeoutMs,
-    weakSecret
+    weakSecret,
+    tokenCacheSize: tokenCacheSize as number
   }
 }
 

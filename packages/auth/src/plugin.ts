@@ -4,11 +4,9 @@ import { Agent } from 'undici'
 import {
   connectionTokens,
   headerAlias,
-  removeAliasedHeaders,
   routeLabel,
   tollgateRuntime,
   type AuthFailureReason,
-  type AuthMethod,
   type TollgateIdentity
 } from '@tollgate/common'
 import * as errors from './errors.js'
@@ -17,6 +15,7 @@ import { claimValue, identityHeaders, nameList, UnsafeIdentityValue } from './id
 import { JwksStore } from './jwks.js'
 import { createTokenVerifier, TokenRejection, type VerifyToken } from './jwt.js'
 import { resolveOptions, resolveRouteAuth, type AuthOptions, type ResolvedApiKey, type ResolvedOptions, type RouteAuth } from './options.js'
+import { TokenCache, type CachedToken } from './token-cache.js'
 
 const PLUGIN_NAME = '@tollgate/auth'
 const REALM = 'Bearer realm="tollgate"'
@@ -28,15 +27,12 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/
 /** Marks a route's resolved auth on its config (Fastify copies symbol keys into the route context). */
 export const kRouteAuth = Symbol.for('tollgate.auth.route')
 const kAuthHook = Symbol.for('tollgate.auth.hook')
+/** Set on a request once a route hook of this plugin ran on it (the late-route safety net then has nothing to do). */
+const kHandled = Symbol('tollgate.auth.handled')
 
 interface RouteSetting {
   auth: RouteAuth
   stripCredentials: boolean
-}
-
-interface Attempt {
-  method: AuthMethod
-  run: () => Promise<TollgateIdentity>
 }
 
 /** A refusal: the error to throw, with what the response and the event need. */
@@ -48,10 +44,31 @@ class Refusal extends Error {
 
 function countRawHeader (rawHeaders: readonly string[], name: string): number {
   let count = 0
+  const length = name.length
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if ((rawHeaders[i] as string).toLowerCase() === name) count++
+    const raw = rawHeaders[i] as string
+    if (raw.length === length && raw.toLowerCase() === name) count++
   }
   return count
+}
+
+/**
+ * {@link headerAlias}, without allocating for a name already in alias form (lower case, no
+ * `_` or `.`), which is every name of `IncomingMessage.headers` but the odd ones.
+ */
+function aliasOf (name: string): string {
+  for (let i = 0; i < name.length; i++) {
+    const code = name.charCodeAt(i)
+    if ((code >= 65 && code <= 90) || code === 95 || code === 46 || code > 127) return headerAlias(name)
+  }
+  return name
+}
+
+/** {@link removeAliasedHeaders} with {@link aliasOf}: a headers object is scanned without allocating when nothing matches. */
+function removeAliased (headers: Record<string, unknown>, aliases: ReadonlySet<string>): void {
+  for (const name in headers) {
+    if (aliases.has(aliasOf(name))) delete headers[name]
+  }
 }
 
 /** Removes `name=value` pairs for `name` from a URL's query string, leaving the rest byte for byte. */
@@ -71,8 +88,18 @@ export function removeQueryParam (url: string, name: string): string {
 
 function removeRawHeaders (rawHeaders: string[], aliases: ReadonlySet<string>): void {
   for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {
-    if (aliases.has(headerAlias(rawHeaders[i] as string))) rawHeaders.splice(i, 2)
+    if (aliases.has(aliasOf(rawHeaders[i] as string))) rawHeaders.splice(i, 2)
   }
+}
+
+function includesAny (have: readonly string[], wanted: readonly string[]): boolean {
+  for (let i = 0; i < wanted.length; i++) if (have.includes(wanted[i] as string)) return true
+  return false
+}
+
+function includesAll (have: readonly string[], wanted: readonly string[]): boolean {
+  for (let i = 0; i < wanted.length; i++) if (!have.includes(wanted[i] as string)) return false
+  return true
 }
 
 const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAuth (fastify: FastifyInstance, opts: AuthOptions) {
@@ -112,6 +139,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     fastify.addHook('onReady', async () => { void jwksStore.refresh() })
   }
   const verifyToken: VerifyToken | undefined = jwt === undefined ? undefined : await createTokenVerifier(fastify, jwt, store, now)
+  const tokenCache = jwt === undefined || jwt.tokenCacheSize === 0 ? undefined : new TokenCache(jwt.tokenCacheSize, jwt.clockToleranceMs, now, store)
   const forwardAuth = forward === undefined ? undefined : new ForwardAuth(forward, now, agent as Agent)
   const rolesClaim = jwt?.rolesClaim ?? 'roles'
   const permissionsClaim = jwt?.permissionsClaim ?? 'permissions'
@@ -123,7 +151,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   if (identityAliases.size > 0) {
     fastify.addHook('onRequest', function removeClientIdentityHeaders (request, _reply, done) {
       const raw = request.raw
-      removeAliasedHeaders(raw.headers, identityAliases)
+      removeAliased(raw.headers, identityAliases)
       removeRawHeaders(raw.rawHeaders, identityAliases)
       const connection = raw.headers.connection
       if (connection !== undefined) {
@@ -159,30 +187,42 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   }
 
   // ── The methods ──
-  function jwtAttempt (token: string): Attempt {
-    return {
-      method: 'jwt',
-      run: async () => {
-        let claims: Record<string, unknown>
-        try {
-          claims = await (verifyToken as VerifyToken)(token)
-        } catch (error) {
-          if (!(error instanceof TokenRejection)) throw error
-          if (error.failure === 'expired') throw new Refusal('expired', new errors.TokenExpiredError(), INVALID_TOKEN)
-          if (error.failure === 'unavailable') {
-            throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: error })
-          }
-          throw invalidToken(error.message, error)
-        }
-        return {
-          id: claims.sub as string,
-          method: 'jwt',
-          roles: Object.freeze(nameList(claimValue(claims, rolesClaim))),
-          permissions: Object.freeze(nameList(claimValue(claims, permissionsClaim))),
-          claims: Object.freeze(claims)
-        }
-      }
+  /** A verified token's identity: from the cache, else verified (and then cached). */
+  async function jwtIdentity (token: string): Promise<CachedToken> {
+    const cache = tokenCache
+    let digest: string | undefined
+    if (cache !== undefined) {
+      digest = cache.digest(token)
+      const hit = cache.get(digest)
+      if (hit !== undefined) return hit
     }
+    const version = cache?.version() ?? 0
+    let claims: Record<string, unknown>
+    try {
+      claims = await (verifyToken as VerifyToken)(token)
+    } catch (error) {
+      if (!(error instanceof TokenRejection)) throw error
+      if (error.failure === 'expired') throw new Refusal('expired', new errors.TokenExpiredError(), INVALID_TOKEN)
+      if (error.failure === 'unavailable') {
+        throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: error })
+      }
+      throw invalidToken(error.message, error)
+    }
+    const entry: CachedToken = {
+      // Frozen: one object may now serve many requests.
+      identity: Object.freeze({
+        id: claims.sub as string,
+        method: 'jwt',
+        roles: Object.freeze(nameList(claimValue(claims, rolesClaim))),
+        permissions: Object.freeze(nameList(claimValue(claims, permissionsClaim))),
+        claims: Object.freeze(claims)
+      }),
+      expMs: (claims.exp as number) * 1000,
+      nbfMs: typeof claims.nbf === 'number' ? claims.nbf * 1000 : Number.NEGATIVE_INFINITY,
+      headers: undefined
+    }
+    if (cache !== undefined) cache.set(digest as string, entry, version)
+    return entry
   }
 
   function findApiKey (presented: string): ResolvedApiKey | undefined {
@@ -195,103 +235,108 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     return match
   }
 
-  function apiKeyAttempt (presented: string): Attempt {
-    return {
-      method: 'apiKey',
-      run: async () => {
-        const key = findApiKey(presented)
-        if (key === undefined) throw new Refusal('invalid', new errors.InvalidApiKeyError(), REALM)
-        return { id: key.id, method: 'apiKey', roles: key.roles, permissions: key.permissions }
-      }
-    }
+  function apiKeyIdentity (presented: string): TollgateIdentity {
+    const key = findApiKey(presented)
+    if (key === undefined) throw new Refusal('invalid', new errors.InvalidApiKeyError(), REALM)
+    return { id: key.id, method: 'apiKey', roles: key.roles, permissions: key.permissions }
   }
 
-  function forwardAttempt (request: FastifyRequest, credentials: Record<string, string>): Attempt {
-    return {
-      method: 'forward',
-      run: async () => {
-        const decision = await (forwardAuth as ForwardAuth).check(request, credentials)
-        if (decision.kind === 'allow') {
-          return { id: decision.id, method: 'forward', roles: decision.roles, permissions: decision.permissions }
-        }
-        if (decision.kind === 'deny') {
-          if (decision.status === 403) throw new Refusal('forbidden', new errors.ForwardForbiddenError(), undefined)
-          throw new Refusal('invalid', new errors.ForwardUnauthorizedError(), decision.wwwAuthenticate ?? REALM)
-        }
-        throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: decision.cause })
-      }
+  async function forwardIdentity (request: FastifyRequest, credentials: Record<string, string>): Promise<TollgateIdentity> {
+    const decision = await (forwardAuth as ForwardAuth).check(request, credentials)
+    if (decision.kind === 'allow') {
+      return { id: decision.id, method: 'forward', roles: decision.roles, permissions: decision.permissions }
     }
+    if (decision.kind === 'deny') {
+      if (decision.status === 403) throw new Refusal('forbidden', new errors.ForwardForbiddenError(), undefined)
+      throw new Refusal('invalid', new errors.ForwardUnauthorizedError(), decision.wwwAuthenticate ?? REALM)
+    }
+    throw new Refusal('unavailable', new errors.UnavailableError(), undefined, { cause: decision.cause })
   }
 
-  /** The credentials of the request that the route accepts, one attempt each. */
-  function attemptsFor (request: FastifyRequest, methods: readonly AuthMethod[]): Attempt[] {
-    const attempts: Attempt[] = []
-    const raw = request.raw
-    if (countRawHeader(raw.rawHeaders, 'authorization') > 1) {
-      throw new Refusal('invalid', new errors.AmbiguousCredentialsError(), INVALID_REQUEST)
-    }
-    const authorization = request.headers.authorization
-    let bearer: string | undefined
-    if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
-      const match = BEARER.exec(authorization)
-      if (match === null) throw invalidToken('malformed Authorization header')
-      bearer = match[1] as string
-    }
-    const useJwt = methods.includes('jwt') && bearer !== undefined &&
-      (JWT_SHAPE.test(bearer) || !methods.includes('forward'))
-    if (useJwt) attempts.push(jwtAttempt(bearer as string))
-
-    if (methods.includes('apiKey') && apiKeys !== undefined) {
-      const header = request.headers[apiKeys.header]
-      let presented = Array.isArray(header) ? header.join(', ') : header
-      if (apiKeys.query !== undefined) {
-        const fromQuery = (request.query as Record<string, unknown> | undefined)?.[apiKeys.query]
-        if (fromQuery !== undefined) {
-          if (typeof fromQuery !== 'string' || (presented !== undefined && presented !== fromQuery)) {
-            throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
-          }
-          presented = fromQuery
-        }
-      }
-      if (presented !== undefined) attempts.push(apiKeyAttempt(presented))
-    }
-
-    if (methods.includes('forward') && forwardAuth !== undefined) {
-      const credentials = forwardAuth.credentialHeaders(request, useJwt)
-      if (credentials !== null) attempts.push(forwardAttempt(request, credentials))
-    }
-    return attempts
-  }
-
-  async function authenticate (request: FastifyRequest, reply: FastifyReply, setting: RouteSetting & { auth: Extract<RouteAuth, { public: false }> }): Promise<void> {
-    const { auth } = setting
+  /**
+   * Authenticates with every credential of the request that the route accepts: each one
+   * presented must be valid, and all must name one principal (never "first valid wins").
+   * Credentials are all read (and refused when ambiguous) before any is checked, then
+   * checked in order: token, API key, forward auth. No closure or list per request.
+   */
+  async function authenticate (request: FastifyRequest, reply: FastifyReply, auth: Extract<RouteAuth, { public: false }>): Promise<void> {
     try {
-      const attempts = attemptsFor(request, auth.methods)
-      if (attempts.length === 0) throw new Refusal('missing', new errors.MissingCredentialsError(), REALM)
-      // Every credential presented must be valid, and all must name one principal: never "first valid wins".
+      const methods = auth.methods
+      const raw = request.raw
+      if (countRawHeader(raw.rawHeaders, 'authorization') > 1) {
+        throw new Refusal('invalid', new errors.AmbiguousCredentialsError(), INVALID_REQUEST)
+      }
+      const authorization = request.headers.authorization
+      let bearer: string | undefined
+      if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
+        const match = BEARER.exec(authorization)
+        if (match === null) throw invalidToken('malformed Authorization header')
+        bearer = match[1] as string
+      }
+      const useJwt = bearer !== undefined && methods.includes('jwt') &&
+        (JWT_SHAPE.test(bearer) || !methods.includes('forward'))
+
+      let presented: string | undefined
+      if (apiKeys !== undefined && methods.includes('apiKey')) {
+        const header = request.headers[apiKeys.header]
+        presented = Array.isArray(header) ? header.join(', ') : header
+        if (apiKeys.query !== undefined) {
+          const fromQuery = (request.query as Record<string, unknown> | undefined)?.[apiKeys.query]
+          if (fromQuery !== undefined) {
+            if (typeof fromQuery !== 'string' || (presented !== undefined && presented !== fromQuery)) {
+              throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
+            }
+            presented = fromQuery
+          }
+        }
+      }
+
+      let credentials: Record<string, string> | null = null
+      if (forwardAuth !== undefined && methods.includes('forward')) credentials = forwardAuth.credentialHeaders(request, useJwt)
+
+      if (!useJwt && presented === undefined && credentials === null) throw new Refusal('missing', new errors.MissingCredentialsError(), REALM)
+
       let identity: TollgateIdentity | undefined
-      for (const attempt of attempts) {
-        const found = await attempt.run()
+      let cached: CachedToken | undefined
+      if (useJwt) {
+        cached = await jwtIdentity(bearer as string)
+        identity = cached.identity
+      }
+      if (presented !== undefined) {
+        const found = apiKeyIdentity(presented)
+        if (identity === undefined) identity = found
+        else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
+      }
+      if (credentials !== null) {
+        const found = await forwardIdentity(request, credentials)
         if (identity === undefined) identity = found
         else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
       }
       const verified = identity as TollgateIdentity
-      let headers: Array<[string, string]>
+      let headers: ReadonlyArray<readonly [string, string]>
       try {
-        headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim)
+        // A cached token's headers are computed once (they depend on its identity only).
+        if (cached !== undefined && cached.identity === verified) {
+          headers = cached.headers ?? (cached.headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim))
+        } else {
+          headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim)
+        }
       } catch (error) {
         if (!(error instanceof UnsafeIdentityValue)) throw error
         throw invalidToken(error.message, error)
       }
-      if (auth.roles.length > 0 && !auth.roles.some((role) => verified.roles.includes(role))) {
+      if (auth.roles.length > 0 && !includesAny(verified.roles, auth.roles)) {
         throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
       }
-      if (!auth.permissions.every((permission) => verified.permissions.includes(permission))) {
+      if (!includesAll(verified.permissions, auth.permissions)) {
         throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
       }
       request.tollgateIdentity = verified
-      const target = request.raw.headers
-      for (const [name, value] of headers) target[name] = value
+      const target = raw.headers
+      for (let i = 0; i < headers.length; i++) {
+        const header = headers[i] as readonly [string, string]
+        target[header[0]] = header[1]
+      }
     } catch (error) {
       if (error instanceof Refusal) throw refuse(request, reply, error)
       throw error
@@ -300,7 +345,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
 
   function stripCredentials (request: FastifyRequest): void {
     const raw = request.raw
-    removeAliasedHeaders(raw.headers, stripAliases)
+    removeAliased(raw.headers, stripAliases)
     removeRawHeaders(raw.rawHeaders, stripAliases)
     if (apiKeys?.query !== undefined && raw.url !== undefined) raw.url = removeQueryParam(raw.url, apiKeys.query)
   }
@@ -308,11 +353,13 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   function routeHook (setting: RouteSetting): onRequestHookHandler {
     const hook = setting.auth.public
       ? function tollgatePublicRoute (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+        (request as unknown as Record<symbol, boolean>)[kHandled] = true
         if (setting.stripCredentials) stripCredentials(request)
         done()
       }
       : async function tollgateAuthenticate (request: FastifyRequest, reply: FastifyReply) {
-        await authenticate(request, reply, setting as RouteSetting & { auth: Extract<RouteAuth, { public: false }> })
+        (request as unknown as Record<symbol, boolean>)[kHandled] = true
+        await authenticate(request, reply, setting.auth as Extract<RouteAuth, { public: false }>)
         if (setting.stripCredentials) stripCredentials(request)
       }
     Object.defineProperty(hook, kAuthHook, { value: true })
@@ -342,8 +389,16 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   // without one it gets the default, so nothing is left open by registration order.
   type LateHook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => unknown
   const lateRouteHooks = new WeakMap<object, LateHook>()
-  fastify.addHook('preHandler', async function authenticateUnknownRoutes (request, reply) {
-    if (request.is404) return
+  fastify.addHook('preHandler', function authenticateUnknownRoutes (request, reply, done) {
+    // The usual case, without reading request.routeOptions (a getter that builds an object).
+    if ((request as unknown as Record<symbol, boolean | undefined>)[kHandled] === true || request.is404) {
+      done()
+      return
+    }
+    lateRoute(request, reply).then(() => { done() }, done)
+  })
+
+  async function lateRoute (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const config = request.routeOptions.config as unknown as Record<string | symbol, unknown>
     if (config[kRouteAuth] !== undefined) return
     let hook = lateRouteHooks.get(config)
@@ -352,7 +407,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
       lateRouteHooks.set(config, hook)
     }
     await hook(request, reply, () => undefined)
-  })
+  }
 }
 
 export default tollgateAuth
