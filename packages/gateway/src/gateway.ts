@@ -7,9 +7,9 @@ import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { parseDuration, parseSize, tollgateRuntime } from '@tollgate/common'
+import { headerAlias, parseDuration, parseSize, tollgateRuntime } from '@tollgate/common'
 import tollgateProxy from '@tollgate/proxy'
-import tollgateAuth from '@tollgate/auth'
+import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
 import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
 import type { DestinationStream } from 'pino'
@@ -29,6 +29,8 @@ export const SERVER_DEFAULTS = {
   requestTimeout: '60s',
   headersTimeout: '15s',
   keepAliveTimeout: '72s',
+  maxHeaderSize: '16kb',
+  maxHeaders: 100,
   health: '/healthz',
   metrics: '/metrics',
   docs: '/docs'
@@ -38,6 +40,8 @@ export const SERVER_DEFAULTS = {
 const LogController = (fastifyModule as { LogController?: new (options: { disableRequestLogging: boolean }) => NonNullable<FastifyServerOptions['logController']> }).LogController
 
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
+const FORWARDING_SET: ReadonlySet<string> = new Set(FORWARDING_HEADERS)
 
 export interface GatewayOptions {
   /** Where log lines go (default stdout). Tests pass a stream to read them. */
@@ -80,8 +84,20 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   const bodyLimit = parseSize(server.bodyLimit ?? SERVER_DEFAULTS.bodyLimit, 'server.bodyLimit')
   const trustPeer = compileTrust(server.trustProxy)
   const apiKeyHeader = manifest.auth?.apiKeys?.header?.toLowerCase() ?? 'x-api-key'
+  const requestTimeout = parseDuration(server.requestTimeout ?? SERVER_DEFAULTS.requestTimeout, 'server.requestTimeout')
+  const headersTimeout = parseDuration(server.headersTimeout ?? SERVER_DEFAULTS.headersTimeout, 'server.headersTimeout')
+  const maxHeaders = server.maxHeaders ?? SERVER_DEFAULTS.maxHeaders
+  // Node's own limits, fixed when the server is made: request line + headers size (431
+  // beyond), and how often it sweeps connections for the header and request timeouts
+  // (Node's default sweep is every 30 s, which would let a slowloris client outlive
+  // headersTimeout by that much).
+  const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout
+  const nodeServerOptions = {
+    maxHeaderSize: parseSize(server.maxHeaderSize ?? SERVER_DEFAULTS.maxHeaderSize, 'server.maxHeaderSize'),
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 2)))
+  }
 
-  const fastifyOptions: FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } = {
+  const fastifyOptions: FastifyServerOptions & { http?: typeof nodeServerOptions, https?: typeof nodeServerOptions & { cert: Buffer, key: Buffer } } = {
     logger: {
       ...loggerOptions({ level: options.logLevel ?? server.logLevel ?? 'info', apiKeyHeader }),
       ...(options.logStream === undefined ? {} : { stream: options.logStream })
@@ -93,7 +109,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     // Fastify accepts a hop count too; its type omits it.
     trustProxy: (server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
     bodyLimit,
-    requestTimeout: parseDuration(server.requestTimeout ?? SERVER_DEFAULTS.requestTimeout, 'server.requestTimeout'),
+    requestTimeout,
+    http: nodeServerOptions,
     keepAliveTimeout: parseDuration(server.keepAliveTimeout ?? SERVER_DEFAULTS.keepAliveTimeout, 'server.keepAliveTimeout'),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -103,11 +120,15 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     }
   }
   if (server.tls !== undefined) {
-    fastifyOptions.https = { cert: readKeyFile(server.tls.cert, baseDir), key: readKeyFile(server.tls.key, baseDir) }
+    fastifyOptions.https = { ...nodeServerOptions, cert: readKeyFile(server.tls.cert, baseDir), key: readKeyFile(server.tls.key, baseDir) }
   }
   const app = Fastify(fastifyOptions as FastifyServerOptions)
   // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
-  app.server.headersTimeout = parseDuration(server.headersTimeout ?? SERVER_DEFAULTS.headersTimeout, 'server.headersTimeout')
+  app.server.headersTimeout = headersTimeout
+  // Node truncates past maxHeadersCount without a word; one more than the limit lets the
+  // onRequest check below see (and refuse) a request that has too many.
+  app.server.maxHeadersCount = maxHeaders + 1
+  if (server.maxConnections !== undefined) app.server.maxConnections = server.maxConnections
   const log = app.log.child({ plugin: '@tollgate/gateway' })
   app.decorate('tollgateManifest', manifest)
   tollgateRuntime(app)
@@ -124,10 +145,27 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   })
 
   app.addHook('onRequest', async (request, reply) => {
+    const rawHeaders = request.raw.rawHeaders
+    if (rawHeaders.length > maxHeaders * 2) {
+      reply.header('connection', 'close')
+      return await reply.code(431).send(errorBody(request, 431, `more than ${maxHeaders} header fields`))
+    }
+    let hosts = 0
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!
+      if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+    }
+    if (hosts > 1) {
+      // RFC 9112 section 3.2: a request with more than one Host is answered 400.
+      reply.header('connection', 'close')
+      return await reply.code(400).send(errorBody(request, 400, 'more than one Host header'))
+    }
     const headers = request.headers
-    for (const name of OVERRIDE_HEADERS) delete headers[name]
-    if (!trustPeer(request.socket.remoteAddress ?? '', 0)) {
-      for (const name of FORWARDING_HEADERS) delete headers[name]
+    const trusted = trustPeer(request.socket.remoteAddress ?? '', 0)
+    for (const name in headers) {
+      // `x_forwarded_for` and `x.original.url` are the same header to CGI-style upstreams.
+      const alias = name.includes('_') || name.includes('.') ? headerAlias(name) : name
+      if (OVERRIDE_SET.has(alias) || (FORWARDING_SET.has(alias) && (!trusted || alias !== name))) delete headers[name]
     }
     if (request.method === 'TRACE') {
       reply.header('allow', ALLOWED_METHODS)
@@ -197,7 +235,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   const auth = manifest.auth
   if (auth !== undefined) {
     const jwt = auth.jwt
-    await app.register(tollgateAuth, {
+    const authOptions = {
       ...(jwt === undefined
         ? {}
         : {
@@ -210,7 +248,16 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       ...(auth.forward === undefined ? {} : { forward: auth.forward }),
       ...(auth.identityHeaders === undefined ? {} : { identityHeaders: auth.identityHeaders }),
       defaultRoute: 'authenticated'
-    } as never)
+    }
+    try {
+      // The plugin checks these again when registered; here its problems get their manifest path.
+      resolveAuthOptions(authOptions as never, { path: 'auth' })
+    } catch (error) {
+      const found = (error as { problems?: OptionProblem[] }).problems
+      if (found === undefined) throw error
+      throw new ManifestError(found.map((problem) => `${problem.path}: ${problem.message}`))
+    }
+    await app.register(tollgateAuth, authOptions as never)
   }
 
   if (manifest.rateLimit !== undefined || manifest.redis !== undefined) {

@@ -72,6 +72,9 @@ export const manifestSchema = {
         requestTimeout: duration,
         headersTimeout: duration,
         keepAliveTimeout: duration,
+        maxHeaderSize: size,
+        maxHeaders: { type: 'integer', minimum: 1, maximum: 10000 },
+        maxConnections: { type: 'integer', minimum: 1 },
         tls: {
           type: 'object',
           additionalProperties: false,

@@ -21,6 +21,12 @@ export interface ServerSection {
   requestTimeout?: Duration
   headersTimeout?: Duration
   keepAliveTimeout?: Duration
+  /** Largest request line plus headers accepted (431 beyond). Default `16kb`. */
+  maxHeaderSize?: Size
+  /** Most header fields a request may carry (431 beyond). Default `100`. */
+  maxHeaders?: number
+  /** Most simultaneous client connections; further ones are closed on accept. Default: no cap. */
+  maxConnections?: number
   tls?: { cert: string, key: string, redirectHttpPort?: number }
   cors?: {
     origin?: boolean | string | string[]
