@@ -1,0 +1,62 @@
+import t from 'tap'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import selfsigned from 'selfsigned'
+import { Agent, request } from 'undici'
+import { createGateway, loadManifest } from '../src/index.js'
+import { echoUpstream, waitFor } from './helpers/upstream.js'
+
+t.test('server.tls terminates HTTPS, and redirectHttpPort answers 308 to the https URL', async (t) => {
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }]
+  })
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-tls-'))
+  writeFileSync(join(dir, 'gateway.crt'), pems.cert)
+  writeFileSync(join(dir, 'gateway.key'), pems.private)
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const file = join(dir, 'tollgate.yaml')
+  writeFileSync(file, `
+version: 1
+server:
+  tls: { cert: ./gateway.crt, key: ./gateway.key, redirectHttpPort: 0 }
+upstreams:
+  echo: { targets: ["${upstream.url}"] }
+routes:
+  - { prefix: /api, upstream: echo, auth: false }
+`)
+  const logs: Array<Record<string, unknown>> = []
+  const logStream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
+      callback()
+    }
+  })
+  const app = await createGateway(await loadManifest(file), { logStream })
+  t.teardown(() => app.close())
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const httpsPort = (app.server.address() as { port: number }).port
+
+  const agent = new Agent({ connect: { ca: pems.cert } })
+  t.teardown(() => agent.close())
+  const response = await request(`https://127.0.0.1:${httpsPort}/api/x?y=1`, { dispatcher: agent })
+  t.equal(response.statusCode, 200)
+  t.match(await response.body.json(), { url: '/x?y=1' })
+  t.equal(upstream.seen[0]?.headers['x-forwarded-proto'], 'https', 'the upstream learns the client used https')
+
+  await waitFor(() => logs.some((line) => line.msg === 'redirecting plain HTTP to HTTPS'))
+  const redirectPort = logs.find((line) => line.msg === 'redirecting plain HTTP to HTTPS')!.port as number
+  const redirect = await new Promise<{ status: number | undefined, location: string | undefined }>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port: redirectPort, path: '/api/x?y=1', headers: { host: 'localhost' } }, (res) => {
+      res.resume()
+      resolve({ status: res.statusCode, location: res.headers.location })
+    }).on('error', reject).end()
+  })
+  t.equal(redirect.status, 308)
+  t.equal(redirect.location, `https://localhost:${httpsPort}/api/x?y=1`)
+  t.equal(upstream.seen.length, 1, 'the plain-HTTP request reached no upstream')
+})
