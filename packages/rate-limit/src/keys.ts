@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { routeLabel } from '@tollgate/common'
+import { routeLabel, type TollgateIdentity } from '@tollgate/common'
 import type { FastifyRequest } from 'fastify'
 import { ipBucket } from './ip.js'
 import type { Algorithm, ResolvedRule } from './options.js'
@@ -14,6 +14,23 @@ const TAGS: Record<Algorithm, string> = { 'fixed-window': 'fw', 'sliding-window'
  */
 export function digest (value: string): string {
   return createHash('sha256').update(value).digest('base64url').slice(0, 22)
+}
+
+/**
+ * `u:<digest>` per verified identity object. @tollgate/auth hands out one frozen identity per
+ * cached token, so a client sending the same token again costs a WeakMap lookup instead of a
+ * SHA-256; entries go with their identity (nothing to bound or expire here).
+ */
+const userKeys = new WeakMap<TollgateIdentity, string>()
+
+function userKey (identity: TollgateIdentity, id: string): string {
+  let key = userKeys.get(identity)
+  if (key === undefined) {
+    key = `u:${digest(id)}`
+    // Only a frozen identity cannot change its id after the key was made.
+    if (Object.isFrozen(identity)) userKeys.set(identity, key)
+  }
+  return key
 }
 
 /** `<algorithm>:<window ms>|` : part of every bucket name of a rule, computed once per route. */
@@ -38,8 +55,9 @@ export function clientKey (request: FastifyRequest, rule: ResolvedRule, ipv6Subn
     case 'user': {
       // `tollgateIdentity` is only set by @tollgate/auth after verification; without auth it
       // is undefined, and a client can never set it.
-      const id = request.tollgateIdentity?.id
-      if (typeof id === 'string' && id.length > 0) return `u:${digest(id)}`
+      const identity = request.tollgateIdentity
+      const id = identity?.id
+      if (typeof id === 'string' && id.length > 0) return userKey(identity as TollgateIdentity, id)
       break
     }
     case 'apiKey': {
@@ -59,8 +77,9 @@ export function clientKey (request: FastifyRequest, rule: ResolvedRule, ipv6Subn
 /**
  * The bucket of a request: the rule, the route's label (the manifest prefix set by the
  * proxy, else the Fastify route pattern: never the raw path, so `/api/auth/`, `/api/auth/x`
- * and any other spelling that reaches the route share one bucket) and the client.
+ * and any other spelling that reaches the route share one bucket) and the client. `label`
+ * is `routeLabel(request)`, which a per-route caller may compute once (it is fixed per route).
  */
-export function bucketKey (request: FastifyRequest, rule: ResolvedRule, prefix: string, ipv6Subnet: number): string {
-  return `${prefix}${routeLabel(request)}|${clientKey(request, rule, ipv6Subnet)}`
+export function bucketKey (request: FastifyRequest, rule: ResolvedRule, prefix: string, ipv6Subnet: number, label: string = routeLabel(request)): string {
+  return `${prefix}${label}|${clientKey(request, rule, ipv6Subnet)}`
 }

@@ -198,14 +198,19 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     }
     if (memory !== null) {
       const store = memory
+      // The route label is fixed per route: read once (request.routeOptions builds an object per read).
+      let label: string | undefined
       return function tollgateRateLimitMemory (request, reply, done) {
-        const decision = store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet), clock(), windowMs, max)
+        label ??= routeLabel(request)
+        const decision = store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet, label), clock(), windowMs, max)
         respond(request, reply, rule, decision, done)
       }
     }
     const store = redis!
+    let label: string | undefined
     return function tollgateRateLimitRedis (request, reply, done) {
-      store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet), redisNow(), windowMs, max, (error, decision) => {
+      label ??= routeLabel(request)
+      store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet, label), redisNow(), windowMs, max, (error, decision) => {
         if (error !== null) {
           storeFailed(error, reply, done)
           return
