@@ -29,3 +29,9 @@ export const GatewayTimeoutError = createError('TOLLGATE_PROXY_GATEWAY_TIMEOUT',
 
 /** The upstream already has `websocket.maxConnections` tunnels open (`Retry-After` set). */
 export const WebSocketLimitError = createError('TOLLGATE_PROXY_WEBSOCKET_LIMIT', 'Too many WebSocket connections to this service', 503)
+
+/** The request does not satisfy the route's `validate` schemas; the message lists every problem as `path: message`. */
+export const RequestValidationError = createError('TOLLGATE_PROXY_INVALID_REQUEST', '%s', 400)
+
+/** The route validates the body of this method as JSON, and the request's body is not JSON. */
+export const UnsupportedMediaTypeError = createError('TOLLGATE_PROXY_UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON (application/json) on this route', 415)

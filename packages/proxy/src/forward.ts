@@ -4,8 +4,11 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { HOP_BY_HOP_HEADERS, connectionTokens, nextTraceparent, type TollgateEvents } from '@tollgate/common'
-import { BadGatewayError, BodyTooLargeError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
+import { BadGatewayError, BadPathError, BodyTooLargeError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Target, Upstream } from './upstream.js'
+import { applyRequestRules, applyResponseRules, type HeaderRules } from './header-rules.js'
+import { buildPath, type PathTemplate } from './path-template.js'
+import { serializerFor, shapeable, type ResponseShaping } from './shaping.js'
 
 /*
  * Why not reply.from(): @fastify/reply-from picks the upstream once per request
@@ -29,6 +32,12 @@ export interface CompiledRoute {
   readonly bodyLimit: number
   readonly events: TollgateEvents
   readonly now: () => number
+  /** Upstream path of a templated route (params percent-encoded); `null` rewrites the prefix. */
+  readonly rewrite?: PathTemplate | null
+  /** Response shaping; `null` (or absent) streams every answer untouched. */
+  readonly response?: ResponseShaping | null
+  readonly requestHeaders?: HeaderRules | null
+  readonly responseHeaders?: HeaderRules | null
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
@@ -177,6 +186,12 @@ export class ProxyCall {
   #abort: ((reason?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #body: UpstreamBody | null = null
+  #refused: Error | null = null
+  /** While an answer is buffered for shaping: its chunks (otherwise `null`). */
+  #chunks: Buffer[] | null = null
+  #buffered = 0
+  #status = 0
+  #rawHeaders: Buffer[] | null = null
 
   constructor (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply) {
     this.request = request
@@ -185,14 +200,29 @@ export class ProxyCall {
     this.upstream = route.upstream
     const raw = request.raw
     const url = raw.url!
-    let path = route.rewritePrefix + url.slice(route.prefixLength)
-    if (path.charCodeAt(0) !== 47 /* / */) path = '/' + path
+    let path: string
+    const rewrite = route.rewrite
+    if (rewrite == null) {
+      path = route.rewritePrefix + url.slice(route.prefixLength)
+      if (path.charCodeAt(0) !== 47 /* / */) path = '/' + path
+    } else {
+      const built = buildPath(rewrite, request.params as Record<string, string>, url)
+      if (built === null) {
+        this.#refused = new BadPathError('a path param is empty or a dot segment')
+        path = '/'
+      } else {
+        path = built
+      }
+    }
     const method = raw.method!
     const incoming = request.headers
     const hasBody = incoming['transfer-encoding'] !== undefined ||
       (incoming['content-length'] !== undefined && incoming['content-length'] !== '0')
     let body: Readable | null = null
-    if (hasBody) {
+    if (hasBody && Buffer.isBuffer(request.body)) {
+      // Already read (and checked) by the route's validation: forwarded byte for byte.
+      body = request.body as unknown as Readable
+    } else if (hasBody) {
       const source = (request.body instanceof Readable ? request.body : raw) as Readable & { [kCall]?: ProxyCall }
       const limiter = new RequestBody(this, route.bodyLimit)
       this.requestBody = limiter
@@ -201,7 +231,9 @@ export class ProxyCall {
       source.pipe(limiter)
       body = limiter
     }
-    this.#options = { path, method, headers: upstreamHeaders(request), body }
+    const headers = upstreamHeaders(request)
+    if (route.requestHeaders != null) applyRequestRules(headers, route.requestHeaders, request)
+    this.#options = { path, method, headers, body }
     this.#retriable = !hasBody && route.upstream.options.retries > 0 && IDEMPOTENT.has(method)
     const res = reply.raw as TrackedResponse
     res[kCall] = this
@@ -209,6 +241,11 @@ export class ProxyCall {
   }
 
   start (): void {
+    if (this.#refused !== null) {
+      this.requestBody?.destroy()
+      this.reply.send(this.#refused)
+      return
+    }
     this.#firstStart = this.route.now()
     const target = this.upstream.pick(null)
     if (target === null) {
@@ -271,27 +308,88 @@ export class ProxyCall {
     if (statusCode >= 502 && statusCode <= 504) this.upstream.failed(target)
     else this.upstream.succeeded(target)
     this.#emitResponse(statusCode)
+    const shaping = this.route.response
+    if (shaping != null && this.request.raw.method !== 'HEAD' && statusCode !== 204 && serializerFor(shaping, statusCode) !== null && shapeable(rawHeaders, shaping.limit)) {
+      // Buffered until complete, then reduced to the schema's fields (see #finishShaping).
+      this.#chunks = []
+      this.#status = statusCode
+      this.#rawHeaders = rawHeaders
+      return true
+    }
+    this.#stream(statusCode, rawHeaders)
+    return true
+  }
+
+  /** Sends the upstream's status and headers, and streams its body. */
+  #stream (statusCode: number, rawHeaders: Buffer[]): void {
     const reply = this.reply
     copyResponseHeaders(rawHeaders, reply)
+    if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
     // An HTTP/1 connection cannot be reused while the client is still sending a body nobody reads.
     if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
     const body = new UpstreamBody(this)
     this.#body = body
     reply.code(statusCode)
     reply.send(body)
-    return true
   }
 
   onData (chunk: Buffer): boolean {
     const body = this.#body
-    if (body === null || body.destroyed) return false
+    if (body === null || body.destroyed) {
+      const chunks = this.#chunks
+      if (chunks === null || body !== null) return false
+      this.#buffered += chunk.length
+      chunks.push(chunk)
+      if (this.#buffered > this.route.response!.limit) {
+        // Too large to shape (a chunked answer past the limit): it passes through untouched.
+        this.#chunks = null
+        this.#stream(this.#status, this.#rawHeaders!)
+        for (const buffered of chunks) this.#body!.push(buffered)
+      }
+      return true
+    }
     return body.push(chunk)
   }
 
   onComplete (): void {
     this.#state = DONE
     this.#uncount()
-    this.#body?.push(null)
+    if (this.#chunks !== null) this.#finishShaping()
+    else this.#body?.push(null)
+  }
+
+  /** Writes the buffered JSON answer reduced to the schema's fields, with its new length. */
+  #finishShaping (): void {
+    const chunks = this.#chunks!
+    this.#chunks = null
+    if (this.#clientGone) return
+    if (this.#buffered === 0) {
+      // An empty answer has no fields to keep.
+      this.#stream(this.#status, this.#rawHeaders!)
+      this.#body!.push(null)
+      return
+    }
+    const reply = this.reply
+    let shaped: Buffer
+    try {
+      const serialize = serializerFor(this.route.response!, this.#status)!
+      shaped = Buffer.from(serialize(JSON.parse(Buffer.concat(chunks, this.#buffered).toString('utf8'))), 'utf8')
+    } catch (err) {
+      // Unparseable or not what the schema describes: better no answer than a leaking one.
+      this.request.log.warn({ err, target: this.#target!.url }, 'upstream JSON answer could not be shaped')
+      this.reply.send(new BadGatewayError({ cause: err as Error }))
+      return
+    }
+    copyResponseHeaders(this.#rawHeaders!, reply)
+    // The representation changed: validators and digests of the upstream's bytes no longer hold.
+    reply.removeHeader('etag')
+    reply.removeHeader('content-md5')
+    reply.removeHeader('digest')
+    reply.header('content-length', String(shaped.length))
+    if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
+    if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
+    reply.code(this.#status)
+    reply.send(shaped)
   }
 
   onError (err: Error & { code?: string }): void {
@@ -302,6 +400,13 @@ export class ProxyCall {
     const target = this.#target!
     if (this.#clientGone) {
       this.upstream.released(target)
+      return
+    }
+    if (wasStreaming && this.#chunks !== null) {
+      // Failed while an answer was buffered for shaping: nothing reached the client yet.
+      this.#chunks = null
+      this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
+      this.reply.send(new BadGatewayError({ cause: err }))
       return
     }
     if (wasStreaming) {

@@ -19,6 +19,9 @@ export {
   type ResolvedTarget
 } from './options.js'
 export type { TollgateProxyApi, TargetSnapshot } from './plugin.js'
+export type { ValidateOptions, RequestSchemas, RequestPart } from './validation.js'
+export type { ResponseSchemas } from './shaping.js'
+export { PROTECTED_HEADERS, type HeaderRulesOptions } from './header-rules.js'
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,6 +1,10 @@
 import { parseDuration, parseSize, pathProblem, type Duration, type Size } from '@tollgate/common'
 import type { FastifyContextConfig } from 'fastify'
 import { InvalidOptionError } from './errors.js'
+import { resolveValidation, type RouteValidation, type ValidateOptions } from './validation.js'
+import { resolveShaping, type ResponseSchemas, type ResponseShaping } from './shaping.js'
+import { resolveHeaderRules, type HeaderRules, type HeaderRulesOptions } from './header-rules.js'
+import { compileRewrite, templateParams, type PathTemplate } from './path-template.js'
 
 /** How a target is chosen among an upstream's healthy targets. */
 export type BalanceStrategy = 'round-robin' | 'least-connections' | 'random'
@@ -89,6 +93,26 @@ export interface RouteOptions {
   websocket?: boolean
   /** Merged into the config of each Fastify route made for this prefix (`auth`, `rateLimit`, `stripCredentials`, ...). */
   config?: FastifyContextConfig & Record<string, unknown>
+  /**
+   * A path template under `prefix` (`/:id/profile`): the route then matches
+   * `prefix + path` only, and captures its params. Segments are literal or `:name`.
+   */
+  path?: string
+  /**
+   * The upstream path built from the params `path` captured (`/internal/users/:id/profile`),
+   * each percent-encoded. Default: `rewritePrefix + path`. Requires `path`.
+   */
+  rewrite?: string
+  /** Per method: JSON Schemas for `body`, `querystring`, `params` and `headers`; invalid requests get 400. */
+  validate?: ValidateOptions
+  /** Per status (`200`) or `2xx`: the JSON Schema a JSON answer is reduced to (fast-json-stringify). */
+  response?: ResponseSchemas
+  /** Largest upstream answer buffered for shaping (inclusive); larger ones pass through untouched. Default `1mb`. */
+  responseBufferLimit?: Size
+  /** Headers changed on the way to the upstream. */
+  requestHeaders?: HeaderRulesOptions
+  /** Headers changed on the upstream's answer. */
+  responseHeaders?: HeaderRulesOptions
 }
 
 export interface ProxyOptions {
@@ -98,6 +122,11 @@ export interface ProxyOptions {
   bodyLimit?: Size
   /** Clock in milliseconds for circuit breakers and deadlines (tests inject a fake one). Default `Date.now`. */
   now?: () => number
+  /**
+   * Extra header names that `requestHeaders` / `responseHeaders` rules may not touch
+   * (the identity headers of @tollgate/auth, say), on top of the built-in protected ones.
+   */
+  protectedHeaders?: string[]
   /** Start active health checks when the app is ready. Default `true`. */
   healthChecks?: boolean
 }
@@ -135,6 +164,14 @@ export interface ResolvedRoute {
   readonly allow: string
   readonly websocket: boolean
   readonly config: Readonly<Record<string, unknown>>
+  /** The template under the prefix (`/:id/profile`), or `null` for a plain prefix route. */
+  readonly path: string | null
+  /** The upstream path of a templated route, or `null` (the prefix is rewritten). */
+  readonly rewrite: PathTemplate | null
+  readonly validate: RouteValidation | null
+  readonly response: ResponseShaping | null
+  readonly requestHeaders: HeaderRules | null
+  readonly responseHeaders: HeaderRules | null
 }
 
 export interface ResolvedOptions {
@@ -150,11 +187,11 @@ export const PROXIED_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT',
 const NEVER_METHODS = new Set(['TRACE', 'CONNECT'])
 const BALANCES: readonly BalanceStrategy[] = ['round-robin', 'least-connections', 'random']
 const UPSTREAM_KEYS = new Set(['targets', 'balance', 'timeout', 'connectTimeout', 'bodyTimeout', 'retries', 'connections', 'keepAliveTimeout', 'ca', 'healthCheck', 'circuitBreaker', 'websocket'])
-const ROUTE_KEYS = new Set(['prefix', 'upstream', 'rewritePrefix', 'methods', 'websocket', 'config'])
+const ROUTE_KEYS = new Set(['prefix', 'upstream', 'rewritePrefix', 'methods', 'websocket', 'config', 'path', 'rewrite', 'validate', 'response', 'responseBufferLimit', 'requestHeaders', 'responseHeaders'])
 const HEALTH_KEYS = new Set(['path', 'interval', 'timeout', 'unhealthyAfter', 'healthyAfter'])
 const BREAKER_KEYS = new Set(['failures', 'resetAfter'])
 const WEBSOCKET_KEYS = new Set(['idleTimeout', 'maxMessageSize', 'maxConnections'])
-const TOP_KEYS = new Set(['upstreams', 'routes', 'bodyLimit', 'now', 'healthChecks'])
+const TOP_KEYS = new Set(['upstreams', 'routes', 'bodyLimit', 'now', 'healthChecks', 'protectedHeaders'])
 
 function fail (path: string, message: string): never {
   throw new InvalidOptionError(`${path}: ${message}`)
@@ -316,7 +353,7 @@ function resolvePrefix (value: unknown, path: string, allowEmpty: boolean): stri
   return value.endsWith('/') ? value.slice(0, -1) : value
 }
 
-function resolveRoute (value: unknown, i: number, upstreams: ReadonlyMap<string, ResolvedUpstream>): ResolvedRoute {
+function resolveRoute (value: unknown, i: number, upstreams: ReadonlyMap<string, ResolvedUpstream>, protectedHeaders: readonly string[]): ResolvedRoute {
   const path = `routes[${i}]`
   if (!isObject(value)) fail(path, 'must be an object with prefix and upstream')
   checkKeys(value, ROUTE_KEYS, path)
@@ -345,6 +382,24 @@ function resolveRoute (value: unknown, i: number, upstreams: ReadonlyMap<string,
   if (value.config !== undefined && !isObject(value.config)) fail(`${path}.config`, 'must be an object')
   if (value.config !== undefined && 'tollgate' in value.config) fail(`${path}.config.tollgate`, 'is set by the proxy; do not set it')
 
+  let template: string | null = null
+  let rewrite: PathTemplate | null = null
+  if (value.path !== undefined) {
+    const captured = templateParams(value.path, `${path}.path`, false)
+    template = value.path as string
+    if (template.endsWith('/')) fail(`${path}.path`, 'must not end with "/"')
+    rewrite = compileRewrite(value.rewrite === undefined ? `${rewritePrefix}${template}` : value.rewrite as string, `${path}.${value.rewrite === undefined ? 'path' : 'rewrite'}`, captured)
+  } else if (value.rewrite !== undefined) {
+    fail(`${path}.rewrite`, 'needs a path template to take params from (use rewritePrefix for a plain prefix)')
+  }
+  const validate = resolveValidation(value.validate, `${path}.validate`, methods, PROXIED_METHODS)
+  const response = resolveShaping(value.response, value.responseBufferLimit, `${path}.response`)
+  const requestHeaders = resolveHeaderRules(value.requestHeaders, `${path}.requestHeaders`, protectedHeaders)
+  const responseHeaders = resolveHeaderRules(value.responseHeaders, `${path}.responseHeaders`, protectedHeaders)
+  if (websocket && (template !== null || validate !== null || response !== null || requestHeaders !== null || responseHeaders !== null)) {
+    fail(`${path}.websocket`, 'cannot be combined with path, rewrite, validate, response or header rules')
+  }
+
   return Object.freeze({
     prefix,
     upstream: value.upstream,
@@ -352,7 +407,13 @@ function resolveRoute (value: unknown, i: number, upstreams: ReadonlyMap<string,
     methods,
     allow: (methods === null ? PROXIED_METHODS : PROXIED_METHODS.filter((m) => methods.has(m))).join(', '),
     websocket,
-    config: Object.freeze({ ...(value.config ?? {}) })
+    config: Object.freeze({ ...(value.config ?? {}) }),
+    path: template,
+    rewrite,
+    validate,
+    response,
+    requestHeaders,
+    responseHeaders
   })
 }
 
@@ -370,13 +431,17 @@ export function resolveOptions (options: unknown, defaults: { bodyLimit: number 
     if (!/^[A-Za-z0-9_.-]+$/.test(name)) fail(`upstreams.${name}`, 'name must use only letters, digits, "_", "." and "-"')
     upstreams.set(name, resolveUpstream(name, value))
   }
+  const protectedHeaders = options.protectedHeaders ?? []
+  if (!Array.isArray(protectedHeaders) || protectedHeaders.some((name) => typeof name !== 'string')) fail('protectedHeaders', 'must be a list of header names')
   if (!Array.isArray(options.routes)) fail('routes', 'must be a list')
-  const routes = options.routes.map((route, i) => resolveRoute(route, i, upstreams))
+  const routes = options.routes.map((route, i) => resolveRoute(route, i, upstreams, protectedHeaders as string[]))
   const prefixes = new Map<string, number>()
   for (const [i, route] of routes.entries()) {
-    const earlier = prefixes.get(route.prefix)
-    if (earlier !== undefined) fail(`routes[${i}].prefix`, `duplicate of routes[${earlier}].prefix`)
-    prefixes.set(route.prefix, i)
+    // Templated routes share their prefix with each other and with a plain prefix route.
+    const key = route.path === null ? route.prefix : `${route.prefix}${route.path}`
+    const earlier = prefixes.get(key)
+    if (earlier !== undefined) fail(`routes[${i}].${route.path === null ? 'prefix' : 'path'}`, route.path === null ? `duplicate of routes[${earlier}].prefix` : `duplicate of routes[${earlier}]`)
+    prefixes.set(key, i)
   }
   let bodyLimit = defaults.bodyLimit
   if (options.bodyLimit !== undefined) {

@@ -5,6 +5,7 @@ import { resolveOptions, PROXIED_METHODS, type ProxyOptions, type ResolvedOption
 import { BadPathError, BodyTooLargeError, MethodNotAllowedError } from './errors.js'
 import { ProxyCall, type CompiledRoute } from './forward.js'
 import { Upstream } from './upstream.js'
+import { validationHook } from './validation.js'
 import { proxyUpgrade, routeUpgrades, upgradeSocket, websocketCount } from './websocket.js'
 import type { Duplex } from 'node:stream'
 
@@ -91,6 +92,8 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   fastify.addContentTypeParser('*', passThroughParser)
 
   const events = fastify.tollgate.events
+  // Fastify's own JSON parser (prototype-poisoning checks included), for bodies that are validated.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error')
   const tunnels = new Set<Duplex>()
   const websocketPrefixes = resolved.routes.filter((route) => route.websocket).map((route) => route.prefix)
   if (websocketPrefixes.length > 0) {
@@ -106,7 +109,11 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
       upstream: upstreams.get(route.upstream)!,
       bodyLimit: resolved.bodyLimit,
       events,
-      now: resolved.now
+      now: resolved.now,
+      rewrite: route.rewrite,
+      response: route.response,
+      requestHeaders: route.requestHeaders,
+      responseHeaders: route.responseHeaders
     })
     const config = {
       ...route.config,
@@ -115,8 +122,11 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
     }
     const onRequest = guardFor(route, resolved.bodyLimit)
     const handler = handlerFor(compiled, route.websocket, tunnels)
-    for (const url of [route.prefix === '' ? '/' : route.prefix, `${route.prefix}/*`]) {
-      fastify.route({ method: [...PROXIED_METHODS], url, config, onRequest, handler })
+    // Validation runs after the route's onRequest hooks (guard, auth, rate limit) and only where configured.
+    const preValidation = route.validate === null ? undefined : validationHook(route.validate, resolved.bodyLimit, parseJson)
+    const urls = route.path === null ? [route.prefix === '' ? '/' : route.prefix, `${route.prefix}/*`] : [`${route.prefix}${route.path}`]
+    for (const url of urls) {
+      fastify.route({ method: [...PROXIED_METHODS], url, config, onRequest, handler, ...(preValidation === undefined ? {} : { preValidation }) })
     }
   }
 

@@ -1,0 +1,3 @@
+import { templateInjection } from '../helpers/template-escape.js'
+
+templateInjection('a dot-segment param', '/api/users/../admin/profile', null)
