@@ -1,0 +1,209 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
+import fp from 'fastify-plugin'
+import { pathProblem, tollgateRuntime, type TollgateEvents } from '@tollgate/common'
+import { BadGatewayError, BadPathError, MethodNotAllowedError, NoResponderError } from './errors.js'
+import { METHODS, resolveOptions, type MicroservicesOptions, type ResolvedOptions, type ResolvedPattern, type ResolvedUpstream } from './options.js'
+import { NatsClient } from './transport/nats.js'
+import { RedisClient } from './transport/redis.js'
+import { TcpClient } from './transport/tcp.js'
+import { targetOf, type TransportClient } from './transport/types.js'
+
+export const PLUGIN_NAME = '@tollgate/microservices'
+
+/** Seconds a 503 asks the client to wait (`Retry-After`). */
+const RETRY_AFTER = '5'
+
+interface InnerOptions {
+  resolved: ResolvedOptions
+  clients: Map<string, TransportClient>
+}
+
+function clientFor (upstream: ResolvedUpstream, channels: readonly string[]): TransportClient {
+  switch (upstream.transport) {
+    case 'nest-tcp':
+      return new TcpClient({ targets: upstream.targets, connectTimeout: upstream.connectTimeout })
+    case 'nest-redis':
+      return new RedisClient({ url: upstream.targets[0]!, connectTimeout: upstream.connectTimeout, channels })
+    case 'nest-nats':
+      return new NatsClient({ servers: upstream.targets, connectTimeout: upstream.connectTimeout })
+  }
+}
+
+function identityOf (request: FastifyRequest): unknown {
+  const identity = (request as { tollgateIdentity?: unknown }).tollgateIdentity
+  return identity ?? null
+}
+
+/** The message's `data`, as the pattern's `data` option says. */
+function dataFor (pattern: ResolvedPattern, request: FastifyRequest): unknown {
+  const params = { ...(request.params as Record<string, string>) }
+  const query = { ...(request.query as Record<string, unknown>) }
+  const body = request.body === undefined ? null : request.body
+  switch (pattern.data) {
+    case 'body': return body
+    case 'params': return { ...query, ...params }
+    case 'query': return query
+    case 'envelope': return { params, query, body, identity: identityOf(request), requestId: request.id }
+  }
+}
+
+function handlerFor (pattern: ResolvedPattern, upstream: ResolvedUpstream, client: TransportClient, events: TollgateEvents): RouteHandlerMethod {
+  const name = upstream.name
+  const timeout = upstream.timeout
+  const observe = (target: string | undefined, status: number, started: number): void => {
+    if (target === undefined || !events.hasListeners('upstreamResponse')) return
+    events.emit('upstreamResponse', { upstream: name, target, status, seconds: (performance.now() - started) / 1000 })
+  }
+  const failed = (request: FastifyRequest, reply: FastifyReply, error: unknown, started: number): never => {
+    const code = (error as { code?: unknown } | null)?.code
+    const known = error instanceof Error && typeof code === 'string' && code.startsWith('TOLLGATE_MICROSERVICES_')
+    const failure = known ? error as Error & { statusCode: number } : new BadGatewayError({ cause: error as Error })
+    const target = targetOf(error)
+    if (target !== undefined) request.tollgateTarget = target
+    observe(target, failure.statusCode, started)
+    if (failure instanceof NoResponderError) reply.header('retry-after', RETRY_AFTER)
+    if (failure.statusCode >= 500) request.log.warn({ err: failure, upstream: name, target, pattern: pattern.route }, 'microservice call failed')
+    throw failure
+  }
+
+  if (pattern.kind === 'event') {
+    return async function tollgateEventHandler (request, reply) {
+      const started = performance.now()
+      let target: string
+      try {
+        target = await client.emit(pattern.route, dataFor(pattern, request), timeout)
+      } catch (error) {
+        return failed(request, reply, error, started)
+      }
+      request.tollgateTarget = target
+      observe(target, 202, started)
+      return await reply.code(202).send()
+    }
+  }
+  return async function tollgateMessageHandler (request, reply) {
+    const started = performance.now()
+    let result
+    try {
+      result = await client.send(pattern.route, dataFor(pattern, request), timeout)
+    } catch (error) {
+      return failed(request, reply, error, started)
+    }
+    request.tollgateTarget = result.target
+    const { values } = result
+    if (values.length === 0 && !pattern.array) {
+      observe(result.target, 204, started)
+      return await reply.code(204).send()
+    }
+    observe(result.target, 200, started)
+    const body = pattern.array || values.length > 1 ? values : values[0]
+    return await reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(body))
+  }
+}
+
+/** Refuses paths not in normal form and methods the path is not mapped for, before auth and rate limits. */
+function guardFor (allowed: ReadonlySet<string>, allow: string) {
+  return function tollgateMicroservicesGuard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const problem = pathProblem(request.raw.url!)
+    if (problem !== null) {
+      done(new BadPathError(problem))
+      return
+    }
+    if (!allowed.has(request.raw.method!)) {
+      reply.header('allow', allow)
+      done(new MethodNotAllowedError(request.raw.method!))
+      return
+    }
+    done()
+  }
+}
+
+function jsonParser (_request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void): void {
+  if (body.length === 0) {
+    done(null, null)
+    return
+  }
+  try {
+    done(null, JSON.parse(body))
+  } catch (cause) {
+    done(Object.assign(new Error('Body is not valid JSON'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', cause }))
+  }
+}
+
+/** The encapsulated part: routes and the JSON-only body parser stay in this context. */
+const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolved, clients }) => {
+  // `data` is JSON: other content types get 415 here, and nowhere else in the app.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, jsonParser)
+  fastify.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/, { parseAs: 'string' }, jsonParser)
+
+  const events = fastify.tollgate.events
+  // Methods mapped per Fastify URL, across routes, for the 405 answer of the others.
+  const byUrl = new Map<string, Set<string>>()
+  for (const route of resolved.routes) {
+    for (const pattern of route.patterns) {
+      const methods = byUrl.get(pattern.url) ?? new Set<string>()
+      methods.add(pattern.method)
+      if (pattern.method === 'GET') methods.add('HEAD')
+      byUrl.set(pattern.url, methods)
+    }
+  }
+  const guards = new Map([...byUrl].map(([url, methods]) => [url, guardFor(methods, [...methods].join(', '))]))
+
+  const configured = new Set<string>()
+  for (const route of resolved.routes) {
+    const upstream = resolved.upstreams.get(route.upstream)!
+    const client = clients.get(route.upstream)!
+    const label = route.prefix === '' ? '/' : route.prefix
+    for (const pattern of route.patterns) {
+      const config = {
+        ...route.config,
+        tollgate: { route: label, upstream: route.upstream },
+        tollgateMicroservices: { upstream: route.upstream, transport: upstream.transport, kind: pattern.kind, pattern: pattern.route }
+      }
+      fastify.route({ method: pattern.method, url: pattern.url, config, onRequest: guards.get(pattern.url)!, handler: handlerFor(pattern, upstream, client, events) })
+    }
+    for (const url of new Set(route.patterns.map((pattern) => pattern.url))) {
+      if (configured.has(url)) continue
+      configured.add(url)
+      const others = [...METHODS, 'QUERY'].filter((method) => !byUrl.get(url)!.has(method))
+      if (others.length === 0) continue
+      // Other methods on a mapped path: 405 with Allow, answered by the guard.
+      fastify.route({
+        method: others,
+        url,
+        config: { ...route.config, tollgate: { route: label, upstream: route.upstream } },
+        onRequest: guards.get(url)!,
+        handler: async () => { throw new MethodNotAllowedError('') }
+      })
+    }
+  }
+}
+
+const encapsulated = fp(routesPlugin, { fastify: '5.x', name: `${PLUGIN_NAME}/routes`, encapsulate: true })
+
+/**
+ * The outer part is not encapsulated, so the shared runtime, its readiness checks and
+ * the `request.tollgateTarget` decorator land where the other Tollgate plugins see them.
+ */
+export const tollgateMicroservices: FastifyPluginAsync<MicroservicesOptions> = async (fastify, options) => {
+  const resolved = resolveOptions(options)
+  const runtime = tollgateRuntime(fastify)
+  if (!fastify.hasRequestDecorator('tollgateTarget')) fastify.decorateRequest('tollgateTarget', null)
+
+  const clients = new Map<string, TransportClient>()
+  for (const [name, upstream] of resolved.upstreams) {
+    const channels = [...new Set(resolved.routes.filter((route) => route.upstream === name).flatMap((route) => route.patterns.map((pattern) => pattern.route)))]
+    const client = clientFor(upstream, channels)
+    clients.set(name, client)
+    runtime.addReadinessCheck(`upstream:${name}`, async () => await client.readiness())
+  }
+
+  fastify.addHook('onReady', async () => {
+    for (const client of clients.values()) client.start()
+  })
+  fastify.addHook('onClose', async () => {
+    await Promise.all([...clients.values()].map(async (client) => { await client.close() }))
+  })
+
+  await fastify.register(encapsulated, { resolved, clients })
+}
