@@ -248,6 +248,13 @@ export class Upstream {
           target.checkedHealthy = true
           this.#log.info({ upstream: this.name, target: target.url }, 'target healthy')
         }
+        if (target.checkedHealthy && target.circuit !== 'closed') {
+          // A passing active check un-ejects the target, as Envoy does by default
+          // (successful_active_health_check_uneject_host): no need to wait for a trial request.
+          target.failures = 0
+          target.trialInFlight = false
+          this.#setCircuit(target, 'closed')
+        }
       } else {
         target.checkSuccesses = 0
         target.checkFailures++
