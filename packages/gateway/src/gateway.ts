@@ -7,7 +7,7 @@ import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { headerAlias, parseDuration, parseSize, tollgateRuntime } from '@tollgate/common'
+import { headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
 import tollgateProxy from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
@@ -171,6 +171,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       reply.header('allow', ALLOWED_METHODS)
       return await reply.code(405).send(errorBody(request, 405, 'TRACE is not allowed'))
     }
+    // The proxy refuses a path not in normal form on its routes; refusing it here too means
+    // `/x/../api/posts` or `//api/posts` get the same 400 instead of a 404 that depends on
+    // whether the router happened to match.
+    const problem = pathProblem(request.raw.url ?? '')
+    if (problem !== null) return await reply.code(400).send(errorBody(request, 400, `Bad request path: ${problem}`))
   })
 
   // The gateway's own endpoints are public, unlimited and not counted as traffic.

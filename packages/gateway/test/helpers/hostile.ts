@@ -110,7 +110,7 @@ export interface ParsedResponse {
  * Splits the bytes a client received into HTTP/1.1 responses (Content-Length or
  * chunked bodies). A trailing incomplete response is left out.
  */
-export function parseResponses (text: string): ParsedResponse[] {
+export function parseResponses (text: string, head = false): ParsedResponse[] {
   const out: ParsedResponse[] = []
   let at = 0
   while (at < text.length) {
@@ -125,7 +125,9 @@ export function parseResponses (text: string): ParsedResponse[] {
     }
     let cursor = end + 4
     let body = ''
-    if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
+    if (head) {
+      // The answer to HEAD has no body, whatever its Content-Length says.
+    } else if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
       let finished = false
       while (!finished) {
         const lineEnd = text.indexOf('\r\n', cursor)
@@ -170,6 +172,8 @@ export interface ExchangeOptions {
   trickleMs?: number
   /** Give up waiting after this long; generous, it only bounds a broken test. */
   boundMs?: number
+  /** The request is HEAD: responses have no body. */
+  head?: boolean
 }
 
 /**
@@ -189,12 +193,12 @@ export async function exchange (port: number, data: string | Buffer, options: Ex
       settled = true
       clearTimeout(bound)
       clearInterval(trickle)
-      resolve({ text, responses: parseResponses(text), closed })
+      resolve({ text, responses: parseResponses(text, options.head), closed })
     }
     const bound = setTimeout(() => { finish(false) }, options.boundMs ?? 10_000)
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1')
-      if (options.responses !== undefined && parseResponses(text).length >= options.responses) finish(false)
+      if (options.responses !== undefined && parseResponses(text, options.head).length >= options.responses) finish(false)
     })
     socket.on('error', () => {})
     socket.on('close', () => { finish(true) })
