@@ -232,7 +232,7 @@ t.test('a bad route config fails app.ready() naming the route and the key', asyn
     app.register(async (child) => {
       child.get('/bad', { config: { rateLimit: rateLimit as never } }, async () => 'ok')
     })
-    await t.rejects(app.ready(), { code: 'TOLLGATE_RATE_LIMIT_INVALID_ROUTE_CONFIG', message })
+    await t.rejects(async () => { await app.ready() }, { code: 'TOLLGATE_RATE_LIMIT_INVALID_ROUTE_CONFIG', message })
     await app.close()
   }
 })
@@ -240,7 +240,7 @@ t.test('a bad route config fails app.ready() naming the route and the key', asyn
 t.test('a bad plugin option fails app.ready() naming the option', async (t) => {
   const app = Fastify()
   app.register(tollgateRateLimit, { default: { max: 1.5, window: '1m' } })
-  await t.rejects(app.ready(), { code: 'TOLLGATE_RATE_LIMIT_INVALID_OPTION', message: /^default\.max: must be a non-negative integer/ })
+  await t.rejects(async () => { await app.ready() }, { code: 'TOLLGATE_RATE_LIMIT_INVALID_OPTION', message: /^default\.max: must be a non-negative integer/ })
   await app.close()
 })
 

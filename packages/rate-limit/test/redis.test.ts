@@ -58,7 +58,7 @@ t.test('limits through Redis: contract headers, keys under keyPrefix, TTL equal 
 
   const keys = await keysUnder(redis, prefix)
   t.equal(keys.length, 1)
-  t.ok(keys[0]!.startsWith(`${prefix}rl:fw:60000|/a|i:`), keys[0])
+  t.ok(keys[0]!.startsWith(`${prefix}rl:fw:60000|/a|i:`), keys[0]!)
   const ttl = await redis.pttl(keys[0]!)
   t.ok(ttl > 55_000 && ttl <= 60_000, `TTL ${ttl} ms is the window`)
 })
@@ -182,7 +182,7 @@ t.test('Redis options are validated at registration', async (t) => {
   for (const [redis, message] of cases) {
     const app = Fastify()
     app.register(tollgateRateLimit, { redis: redis as never })
-    await t.rejects(app.ready(), { code: 'TOLLGATE_RATE_LIMIT_INVALID_OPTION', message })
+    await t.rejects(async () => { await app.ready() }, { code: 'TOLLGATE_RATE_LIMIT_INVALID_OPTION', message })
     await app.close()
   }
 })
