@@ -34,3 +34,10 @@ t.test('traceparent keeps a valid trace id and refuses invalid ones', async (t) 
   }
   t.match(nextTraceparent('garbage'), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
 })
+
+t.test('generated trace and span ids are distinct across many calls', async (t) => {
+  const ids = new Set<string>()
+  for (let i = 0; i < 1000; i++) ids.add(nextTraceparent(undefined))
+  t.equal(ids.size, 1000, 'no repeats across pool refills')
+  for (const id of ids) t.match(id, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+})
