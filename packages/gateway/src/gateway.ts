@@ -17,6 +17,7 @@ import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
 import { isInlinePem, manifestProblems } from './manifest/validate.js'
 import { openApiDocument } from './openapi.js'
+import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
 import { VERSION } from './version.js'
 
@@ -221,7 +222,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
 
   const docs = server.docs ?? SERVER_DEFAULTS.docs
   if (docs !== false) {
-    await app.register(swagger, { mode: 'static', specification: { document: openApiDocument(manifest, VERSION) as never } })
+    await app.register(swagger, { mode: 'static', specification: { document: openApiDocument(manifest, VERSION, baseDir) as never } })
     await app.register(swaggerUi, { routePrefix: docs, staticCSP: true })
   }
 
@@ -276,12 +277,16 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   await app.register(tollgateProxy, {
     upstreams: manifest.upstreams,
     bodyLimit,
-    routes: manifest.routes.map((route) => ({
+    // Header rules may not touch the identity headers auth sets (checked by validate too).
+    protectedHeaders: protectedHeaderNames(manifest),
+    routes: manifest.routes.map((route, i) => ({
       prefix: route.prefix,
       upstream: route.upstream,
       rewritePrefix: route.rewritePrefix ?? '',
       ...(route.methods === undefined ? {} : { methods: route.methods }),
       websocket: route.websocket === true,
+      // path, rewrite, validate, response, responseBufferLimit, requestHeaders, responseHeaders ($file schemas read).
+      ...contractOptions(route, `routes[${i}]`, baseDir, []),
       config: {
         auth: authRouteConfig(route),
         ...(route.rateLimit === undefined ? {} : { rateLimit: route.rateLimit }),

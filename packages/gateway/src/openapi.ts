@@ -1,4 +1,44 @@
 import type { Manifest, RouteSection } from './manifest/types.js'
+import { contractOptions } from './manifest/contracts.js'
+
+type Schema = Record<string, unknown>
+interface Contract { validate?: Record<string, Record<string, Schema | undefined>>, response?: Record<string, Schema | undefined> }
+
+/** Parameters (`in: path | query | header`) from an object schema's properties. */
+function parametersOf (schema: Schema | undefined, where: 'path' | 'query' | 'header'): Array<Record<string, unknown>> {
+  const properties = schema?.properties
+  if (typeof properties !== 'object' || properties === null) return []
+  const required = Array.isArray(schema?.required) ? schema.required as string[] : []
+  return Object.entries(properties as Record<string, Schema>).map(([name, property]) => ({
+    name,
+    in: where,
+    required: where === 'path' || required.includes(name),
+    schema: property
+  }))
+}
+
+/** Adds a route's validation and response schemas (issue 11) to one operation. */
+function addContract (op: Record<string, unknown>, contract: Contract, method: string): void {
+  const rules = contract.validate?.[method.toUpperCase()] ?? (method === 'head' ? contract.validate?.GET : undefined)
+  if (rules !== undefined) {
+    const parameters = [
+      ...((op.parameters as Array<Record<string, unknown>> | undefined) ?? []).filter((p) => rules.params === undefined || p.in !== 'path'),
+      ...parametersOf(rules.params, 'path'),
+      ...parametersOf(rules.querystring, 'query'),
+      ...parametersOf(rules.headers, 'header')
+    ]
+    if (parameters.length > 0) op.parameters = parameters
+    if (rules.body !== undefined) op.requestBody = { required: true, content: { 'application/json': { schema: rules.body } } }
+  }
+  const responses = op.responses as Record<string, unknown>
+  for (const [status, schema] of Object.entries(contract.response ?? {})) {
+    if (schema === undefined) continue
+    responses[status === '2xx' ? '2XX' : status] = {
+      description: 'The upstream\'s JSON answer, reduced to these fields by the gateway.',
+      content: { 'application/json': { schema } }
+    }
+  }
+}
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 const errorResponse = { $ref: '#/components/responses/Error' }
@@ -14,7 +54,7 @@ function security (manifest: Manifest, route: RouteSection): Array<Record<string
   return methods.map((method) => ({ [method === 'forward' ? 'forwardAuth' : method === 'jwt' ? 'bearerAuth' : 'apiKeyAuth']: [] }))
 }
 
-function operation (manifest: Manifest, route: RouteSection, method: string, withPath: boolean): Record<string, unknown> {
+function operation (manifest: Manifest, route: RouteSection, method: string, withPath: boolean, contract: Contract = {}): Record<string, unknown> {
   const limit = route.rateLimit === false ? undefined : route.rateLimit ?? manifest.rateLimit?.default
   const notes = [
     `Proxied to upstream \`${route.upstream}\`${route.rewritePrefix === undefined ? ' with the prefix removed' : ` at \`${route.rewritePrefix === '' ? '/' : route.rewritePrefix}\``}.`,
@@ -44,18 +84,26 @@ function operation (manifest: Manifest, route: RouteSection, method: string, wit
   if (withPath) {
     op.parameters = [{ name: 'path', in: 'path', required: true, allowReserved: true, schema: { type: 'string' }, description: 'The rest of the path, forwarded as is.' }]
   }
+  if (route.path !== undefined) {
+    op.parameters = [...route.path.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((match) => ({ name: match[1], in: 'path', required: true, schema: { type: 'string' } }))
+  }
+  addContract(op, contract, method)
   return op
 }
 
 /** The OpenAPI 3 document of the gateway's routes, built from the manifest (never naming upstream addresses). */
-export function openApiDocument (manifest: Manifest, version: string): Record<string, unknown> {
+export function openApiDocument (manifest: Manifest, version: string, baseDir = process.cwd()): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {}
-  for (const route of manifest.routes) {
+  manifest.routes.forEach((route, i) => {
     const methods = (route.methods ?? ALL_METHODS.filter((m) => m !== 'HEAD')).filter((m) => m !== 'HEAD').map((m) => m.toLowerCase())
-    for (const [path, withPath] of [[route.prefix, false], [`${route.prefix}/{path}`, true]] as const) {
-      paths[path] = Object.fromEntries(methods.map((method) => [method, operation(manifest, route, method, withPath)]))
+    const contract = contractOptions(route, `routes[${i}]`, baseDir, []) as Contract
+    const forms: ReadonlyArray<readonly [string, boolean]> = route.path === undefined
+      ? [[route.prefix, false], [`${route.prefix}/{path}`, true]]
+      : [[`${route.prefix}${route.path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}')}`, false]]
+    for (const [path, withPath] of forms) {
+      paths[path] = Object.fromEntries(methods.map((method) => [method, operation(manifest, route, method, withPath, contract)]))
     }
-  }
+  })
   const securitySchemes: Record<string, unknown> = {}
   if (manifest.auth?.jwt !== undefined) securitySchemes.bearerAuth = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }
   if (manifest.auth?.apiKeys !== undefined) securitySchemes.apiKeyAuth = { type: 'apiKey', in: 'header', name: manifest.auth.apiKeys.header ?? 'x-api-key' }

@@ -20,9 +20,9 @@ export function routeTable (manifest: Manifest): string {
   for (const route of manifest.routes) {
     const upstream = manifest.upstreams[route.upstream]
     const targets = upstream?.targets.map((target) => typeof target === 'string' ? target : `${target.url}*${target.weight ?? 1}`).join(',') ?? '?'
-    const rewrite = route.rewritePrefix === undefined || route.rewritePrefix === '' ? '' : ` -> ${route.rewritePrefix}`
+    const rewrite = route.rewrite !== undefined ? ` -> ${route.rewrite}` : route.rewritePrefix === undefined || route.rewritePrefix === '' ? '' : ` -> ${route.rewritePrefix}${route.path ?? ''}`
     rows.push([
-      `${route.prefix}${rewrite}${route.websocket === true ? ' (ws)' : ''}`,
+      `${route.prefix}${route.path ?? ''}${rewrite}${route.websocket === true ? ' (ws)' : ''}`,
       route.methods?.join(',') ?? 'any',
       route.upstream,
       targets,

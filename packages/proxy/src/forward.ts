@@ -165,6 +165,14 @@ function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
   }
 }
 
+/** An upstream answer being buffered for shaping. */
+interface Shaping {
+  readonly status: number
+  readonly rawHeaders: Buffer[]
+  readonly chunks: Buffer[]
+  length: number
+}
+
 /** One proxied request: its attempts on the upstream's targets, and the streaming of the answer. */
 export class ProxyCall {
   readonly request: FastifyRequest
@@ -187,11 +195,8 @@ export class ProxyCall {
   #resume: (() => void) | null = null
   #body: UpstreamBody | null = null
   #refused: Error | null = null
-  /** While an answer is buffered for shaping: its chunks (otherwise `null`). */
-  #chunks: Buffer[] | null = null
-  #buffered = 0
-  #status = 0
-  #rawHeaders: Buffer[] | null = null
+  /** While an answer is buffered for shaping (otherwise `null`, and never allocated on a plain route). */
+  #shape: Shaping | null = null
 
   constructor (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply) {
     this.request = request
@@ -311,9 +316,7 @@ export class ProxyCall {
     const shaping = this.route.response
     if (shaping != null && this.request.raw.method !== 'HEAD' && statusCode !== 204 && serializerFor(shaping, statusCode) !== null && shapeable(rawHeaders, shaping.limit)) {
       // Buffered until complete, then reduced to the schema's fields (see #finishShaping).
-      this.#chunks = []
-      this.#status = statusCode
-      this.#rawHeaders = rawHeaders
+      this.#shape = { status: statusCode, rawHeaders, chunks: [], length: 0 }
       return true
     }
     this.#stream(statusCode, rawHeaders)
@@ -336,15 +339,15 @@ export class ProxyCall {
   onData (chunk: Buffer): boolean {
     const body = this.#body
     if (body === null || body.destroyed) {
-      const chunks = this.#chunks
-      if (chunks === null || body !== null) return false
-      this.#buffered += chunk.length
-      chunks.push(chunk)
-      if (this.#buffered > this.route.response!.limit) {
+      const shape = this.#shape
+      if (shape === null || body !== null) return false
+      shape.length += chunk.length
+      shape.chunks.push(chunk)
+      if (shape.length > this.route.response!.limit) {
         // Too large to shape (a chunked answer past the limit): it passes through untouched.
-        this.#chunks = null
-        this.#stream(this.#status, this.#rawHeaders!)
-        for (const buffered of chunks) this.#body!.push(buffered)
+        this.#shape = null
+        this.#stream(shape.status, shape.rawHeaders)
+        for (const buffered of shape.chunks) this.#body!.push(buffered)
       }
       return true
     }
@@ -354,33 +357,32 @@ export class ProxyCall {
   onComplete (): void {
     this.#state = DONE
     this.#uncount()
-    if (this.#chunks !== null) this.#finishShaping()
+    if (this.#shape !== null) this.#finishShaping(this.#shape)
     else this.#body?.push(null)
   }
 
   /** Writes the buffered JSON answer reduced to the schema's fields, with its new length. */
-  #finishShaping (): void {
-    const chunks = this.#chunks!
-    this.#chunks = null
+  #finishShaping (shape: Shaping): void {
+    this.#shape = null
     if (this.#clientGone) return
-    if (this.#buffered === 0) {
+    if (shape.length === 0) {
       // An empty answer has no fields to keep.
-      this.#stream(this.#status, this.#rawHeaders!)
+      this.#stream(shape.status, shape.rawHeaders)
       this.#body!.push(null)
       return
     }
     const reply = this.reply
     let shaped: Buffer
     try {
-      const serialize = serializerFor(this.route.response!, this.#status)!
-      shaped = Buffer.from(serialize(JSON.parse(Buffer.concat(chunks, this.#buffered).toString('utf8'))), 'utf8')
+      const serialize = serializerFor(this.route.response!, shape.status)!
+      shaped = Buffer.from(serialize(JSON.parse(Buffer.concat(shape.chunks, shape.length).toString('utf8'))), 'utf8')
     } catch (err) {
       // Unparseable or not what the schema describes: better no answer than a leaking one.
       this.request.log.warn({ err, target: this.#target!.url }, 'upstream JSON answer could not be shaped')
       this.reply.send(new BadGatewayError({ cause: err as Error }))
       return
     }
-    copyResponseHeaders(this.#rawHeaders!, reply)
+    copyResponseHeaders(shape.rawHeaders, reply)
     // The representation changed: validators and digests of the upstream's bytes no longer hold.
     reply.removeHeader('etag')
     reply.removeHeader('content-md5')
@@ -388,7 +390,7 @@ export class ProxyCall {
     reply.header('content-length', String(shaped.length))
     if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
     if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
-    reply.code(this.#status)
+    reply.code(shape.status)
     reply.send(shaped)
   }
 
@@ -402,9 +404,9 @@ export class ProxyCall {
       this.upstream.released(target)
       return
     }
-    if (wasStreaming && this.#chunks !== null) {
+    if (wasStreaming && this.#shape !== null) {
       // Failed while an answer was buffered for shaping: nothing reached the client yet.
-      this.#chunks = null
+      this.#shape = null
       this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
       this.reply.send(new BadGatewayError({ cause: err }))
       return

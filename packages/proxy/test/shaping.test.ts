@@ -54,6 +54,11 @@ function service (req: IncomingMessage, res: ServerResponse): void {
       res.writeHead(201, { 'content-type': 'application/json' })
       res.end(JSON.stringify(posts[0]))
       return
+    case '/posts/reset':
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 1000 })
+      res.write('[{"id":"p1","passwordHash":"x"')
+      setTimeout(() => { res.socket?.destroy() }, 20)
+      return
     case '/posts/garbage':
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end('{"id": "p1", "passwordHash": ')
@@ -130,6 +135,13 @@ t.test('non-JSON, compressed, over-limit and non-2xx answers pass through untouc
 t.test('an answer that claims JSON but is not gets 502 rather than leaking', async (t) => {
   const { app } = await setup(t)
   const res = await app.inject({ url: '/api/posts/garbage' })
+  t.equal(res.statusCode, 502)
+  t.notOk(res.body.includes('passwordHash'))
+})
+
+t.test('an upstream that resets while its answer is buffered gets 502, and nothing partial leaks', async (t) => {
+  const { app } = await setup(t)
+  const res = await app.inject({ url: '/api/posts/reset' })
   t.equal(res.statusCode, 502)
   t.notOk(res.body.includes('passwordHash'))
 })

@@ -21,6 +21,30 @@ const size = {
 const httpMethod = { enum: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] } as const
 const stringList = { type: 'array', items: { type: 'string', minLength: 1 } } as const
 
+// Route contracts (request validation, response shaping, header rules, path templates).
+// The schemas themselves are checked by Ajv / fast-json-stringify when the route is built.
+const jsonSchema = {
+  type: 'object',
+  description: 'must be a JSON Schema object, or { $file: ./path/to/schema.json }'
+} as const
+const headerName = { type: 'string', pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$', description: 'must be a header name' } as const
+const headerValues = { type: 'object', propertyNames: { pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }, additionalProperties: { type: 'string' } } as const
+const headerRules = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    set: headerValues,
+    add: headerValues,
+    remove: { type: 'array', items: headerName },
+    rename: { type: 'object', propertyNames: { pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }, additionalProperties: headerName }
+  }
+} as const
+const pathTemplate = {
+  type: 'string',
+  pattern: '^(/([A-Za-z0-9._~!$&\'()+,=@-]+|:[A-Za-z_][A-Za-z0-9_]*))+$',
+  description: 'must be a path template like /:id/profile: literal segments or :params, no trailing slash, "*", "%" or "?"'
+} as const
+
 const rateLimitRule = {
   type: 'object',
   additionalProperties: false,
@@ -276,7 +300,27 @@ export const manifestSchema = {
           rateLimit: { anyOf: [{ const: false }, rateLimitRule] },
           stripCredentials: { type: 'boolean' },
           websocket: { type: 'boolean' },
-          description: { type: 'string' }
+          description: { type: 'string' },
+          path: pathTemplate,
+          rewrite: pathTemplate,
+          validate: {
+            type: 'object',
+            propertyNames: { pattern: '^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$' },
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { body: jsonSchema, querystring: jsonSchema, params: jsonSchema, headers: jsonSchema }
+            }
+          },
+          response: {
+            type: 'object',
+            minProperties: 1,
+            propertyNames: { pattern: '^2(\\d\\d|xx)$' },
+            additionalProperties: jsonSchema
+          },
+          responseBufferLimit: size,
+          requestHeaders: headerRules,
+          responseHeaders: headerRules
         }
       }
     }

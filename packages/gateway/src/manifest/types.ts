@@ -93,6 +93,29 @@ export interface RouteSection {
   stripCredentials?: boolean
   websocket?: boolean
   description?: string
+  /** A path template under the prefix (`/:id/profile`); the route then matches it only. */
+  path?: string
+  /** The upstream path built from `path`'s params (`/internal/users/:id`), each percent-encoded. */
+  rewrite?: string
+  /** Per method: JSON Schemas of `body`, `querystring`, `params`, `headers`; invalid requests get 400. */
+  validate?: Partial<Record<HttpMethod, Partial<Record<'body' | 'querystring' | 'params' | 'headers', SchemaSource>>>>
+  /** Per status (`200`) or `2xx`: the schema a JSON answer is reduced to. */
+  response?: Record<string, SchemaSource>
+  /** Largest answer buffered for shaping; larger ones pass through untouched. Default `1mb`. */
+  responseBufferLimit?: Size
+  requestHeaders?: HeaderRulesSection
+  responseHeaders?: HeaderRulesSection
+}
+
+/** A JSON Schema inline, or `{ $file: ./schemas/x.json }` relative to the manifest. */
+export type SchemaSource = Record<string, unknown> | { $file: string }
+
+/** Header rules, applied in this order: remove, rename, set, add. */
+export interface HeaderRulesSection {
+  set?: Record<string, string>
+  add?: Record<string, string>
+  remove?: string[]
+  rename?: Record<string, string>
 }
 
 /** A validated manifest, with `${VAR}` references already substituted. */

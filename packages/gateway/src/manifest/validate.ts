@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { manifestSchema } from './schema.js'
 import type { Manifest } from './types.js'
+import { contractProblems } from './contracts.js'
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
 const validateShape = ajv.compile(manifestSchema)
@@ -171,9 +172,13 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
     if (route.prefix.split('/').some((segment) => segment === '.' || segment === '..')) {
       problems.push(`${at}.prefix: must not contain dot segments`)
     }
-    const first = prefixes.get(route.prefix)
-    if (first !== undefined) problems.push(`${at}.prefix: ${JSON.stringify(route.prefix)} is already the prefix of routes[${first}]`)
-    else prefixes.set(route.prefix, i)
+    // Routes with a path template may share a prefix with each other and with one plain route.
+    const routeKey = route.path === undefined ? route.prefix : `${route.prefix}${route.path}`
+    const first = prefixes.get(routeKey)
+    if (first !== undefined) {
+      if (route.path === undefined) problems.push(`${at}.prefix: ${JSON.stringify(route.prefix)} is already the prefix of routes[${first}]`)
+      else problems.push(`${at}.path: ${JSON.stringify(route.path)} under ${JSON.stringify(route.prefix)} is already routes[${first}]`)
+    } else prefixes.set(routeKey, i)
 
     if (route.auth !== false) {
       if (configured.size === 0) {
@@ -190,6 +195,8 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
       problems.push(`${at}.methods: a websocket route must allow GET (the upgrade request)`)
     }
   })
+
+  problems.push(...contractProblems(manifest, baseDir))
 
   const server = manifest.server
   if (server?.tls !== undefined) {
