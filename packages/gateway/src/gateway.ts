@@ -17,6 +17,7 @@ import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
 import { isInlinePem, manifestProblems } from './manifest/validate.js'
 import { openApiDocument } from './openapi.js'
+import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservices.js'
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
 import { VERSION } from './version.js'
@@ -274,8 +275,9 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     } as never)
   }
 
-  await app.register(tollgateProxy, {
-    upstreams: manifest.upstreams,
+  // A manifest whose upstreams are all NestJS microservices has nothing to proxy.
+  if (Object.keys(httpUpstreams(manifest)).length > 0) await app.register(tollgateProxy, {
+    upstreams: httpUpstreams(manifest),
     bodyLimit,
     // Header rules may not touch the identity headers auth sets (checked by validate too).
     protectedHeaders: protectedHeaderNames(manifest),
@@ -292,8 +294,15 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
         ...(route.rateLimit === undefined ? {} : { rateLimit: route.rateLimit }),
         stripCredentials: route.stripCredentials === true
       }
-    }))
+    })).filter((_route, i) => isHttpRoute(manifest, manifest.routes[i]!))
   } as never)
+
+  // Routes with patterns are answered by NestJS microservices; like the proxy, registered
+  // after auth and rate limits so that their onRoute hooks apply.
+  await registerMicroservices(app, manifest, (route) => ({
+    auth: authRouteConfig(route),
+    ...(route.rateLimit === undefined ? {} : { rateLimit: route.rateLimit })
+  }))
 
   const redirectPort = server.tls?.redirectHttpPort
   if (redirectPort !== undefined) addRedirectListener(app, server.host ?? SERVER_DEFAULTS.host, redirectPort)

@@ -1,4 +1,5 @@
 import type { Manifest, RouteSection } from './manifest/types.js'
+import { addPatternPaths } from './microservices.js'
 import { contractOptions } from './manifest/contracts.js'
 
 type Schema = Record<string, unknown>
@@ -104,6 +105,7 @@ export function openApiDocument (manifest: Manifest, version: string, baseDir = 
       paths[path] = Object.fromEntries(methods.map((method) => [method, operation(manifest, route, method, withPath, contract)]))
     }
   })
+  addPatternPaths(paths, manifest, (route) => security(manifest, route))
   const securitySchemes: Record<string, unknown> = {}
   if (manifest.auth?.jwt !== undefined) securitySchemes.bearerAuth = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }
   if (manifest.auth?.apiKeys !== undefined) securitySchemes.apiKeyAuth = { type: 'apiKey', in: 'header', name: manifest.auth.apiKeys.header ?? 'x-api-key' }

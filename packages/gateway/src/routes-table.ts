@@ -1,4 +1,5 @@
 import type { Manifest, RouteSection } from './manifest/types.js'
+import { patternRows } from './microservices.js'
 
 function authColumn (manifest: Manifest, route: RouteSection): string {
   if (route.auth === false) return 'public'
@@ -18,6 +19,10 @@ function limitColumn (manifest: Manifest, route: RouteSection): string {
 export function routeTable (manifest: Manifest): string {
   const rows = [['PREFIX', 'METHODS', 'UPSTREAM', 'TARGETS', 'AUTH', 'RATE LIMIT']]
   for (const route of manifest.routes) {
+    if (route.patterns !== undefined) {
+      rows.push(...patternRows(manifest, route, authColumn(manifest, route), limitColumn(manifest, route)))
+      continue
+    }
     const upstream = manifest.upstreams[route.upstream]
     const targets = upstream?.targets.map((target) => typeof target === 'string' ? target : `${target.url}*${target.weight ?? 1}`).join(',') ?? '?'
     const rewrite = route.rewrite !== undefined ? ` -> ${route.rewrite}` : route.rewritePrefix === undefined || route.rewritePrefix === '' ? '' : ` -> ${route.rewritePrefix}${route.path ?? ''}`

@@ -69,6 +69,27 @@ const target = {
   ]
 } as const
 
+// Routes answered by NestJS microservices (@tollgate/microservices): method and path to a pattern or an event.
+const messagePatternValue = {
+  description: 'must be a string, a number or an object (a NestJS pattern)',
+  anyOf: [{ type: 'string', minLength: 1 }, { type: 'number' }, { type: 'object' }]
+} as const
+
+const messagePattern = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['method'],
+  properties: {
+    method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] },
+    path: { type: 'string', pattern: '^/' },
+    pattern: messagePatternValue,
+    event: messagePatternValue,
+    data: { enum: ['body', 'params', 'query', 'envelope'] },
+    array: { type: 'boolean' },
+    description: { type: 'string' }
+  }
+} as const
+
 export const manifestSchema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
   $id: 'https://tollgate.dev/schemas/manifest-v1.json',
@@ -227,6 +248,7 @@ export const manifestSchema = {
         additionalProperties: false,
         required: ['targets'],
         properties: {
+          transport: { enum: ['http', 'nest-tcp', 'nest-redis', 'nest-nats'] },
           targets: { type: 'array', minItems: 1, items: target },
           balance: { enum: ['round-robin', 'least-connections', 'random'] },
           healthCheck: {
@@ -300,6 +322,7 @@ export const manifestSchema = {
           rateLimit: { anyOf: [{ const: false }, rateLimitRule] },
           stripCredentials: { type: 'boolean' },
           websocket: { type: 'boolean' },
+          patterns: { type: 'array', minItems: 1, items: messagePattern },
           description: { type: 'string' },
           path: pathTemplate,
           rewrite: pathTemplate,

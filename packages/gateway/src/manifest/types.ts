@@ -72,6 +72,8 @@ export interface AuthSection {
 }
 
 export interface UpstreamSection {
+  /** `http` (the default: proxied) or a NestJS microservices transport (`tcp://`, `redis://`, `nats://` targets). */
+  transport?: 'http' | 'nest-tcp' | 'nest-redis' | 'nest-nats'
   targets: Array<string | { url: string, weight?: number }>
   balance?: 'round-robin' | 'least-connections' | 'random'
   healthCheck?: { path?: string, interval?: Duration, timeout?: Duration, unhealthyAfter?: number, healthyAfter?: number }
@@ -92,6 +94,8 @@ export interface RouteSection {
   rateLimit?: false | RateLimitRule
   stripCredentials?: boolean
   websocket?: boolean
+  /** Methods and paths mapped to NestJS message or event patterns; the upstream must use a nest-* transport. */
+  patterns?: PatternSection[]
   description?: string
   /** A path template under the prefix (`/:id/profile`); the route then matches it only. */
   path?: string
@@ -116,6 +120,21 @@ export interface HeaderRulesSection {
   add?: Record<string, string>
   remove?: string[]
   rename?: Record<string, string>
+}
+
+/** One method and path of a route with patterns (see @tollgate/microservices). */
+export interface PatternSection {
+  method: Exclude<HttpMethod, 'HEAD'>
+  /** Below the prefix, with params: `/:id`. Default `/`. */
+  path?: string
+  /** Request/response: the reply is the 200 JSON answer. */
+  pattern?: string | number | Record<string, unknown>
+  /** Fire and forget: 202 once the transport took it. */
+  event?: string | number | Record<string, unknown>
+  /** Default `body` for POST, PUT, PATCH, else `params`. */
+  data?: 'body' | 'params' | 'query' | 'envelope'
+  array?: boolean
+  description?: string
 }
 
 /** A validated manifest, with `${VAR}` references already substituted. */

@@ -3,6 +3,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { manifestSchema } from './schema.js'
 import type { Manifest } from './types.js'
+import { microserviceProblems, transportOf } from '../microservices.js'
 import { contractProblems } from './contracts.js'
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
@@ -145,10 +146,12 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
   const upstreamNames = Object.keys(manifest.upstreams)
 
   for (const [name, upstream] of Object.entries(manifest.upstreams)) {
+    if (transportOf(upstream) !== 'http') continue // tcp://, redis://, nats:// targets: microserviceProblems
     upstream.targets.forEach((target, i) => {
       checkTargetUrl(typeof target === 'string' ? target : target.url, `upstreams.${name}.targets[${i}]`, problems)
     })
   }
+  problems.push(...microserviceProblems(manifest))
 
   const auth = manifest.auth
   const configured = new Set<string>()
