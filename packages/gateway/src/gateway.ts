@@ -267,7 +267,9 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     await app.register(tollgateAuth, authOptions as never)
   }
 
-  if (manifest.rateLimit !== undefined || manifest.redis !== undefined) {
+  // A route's own rateLimit needs the plugin even when the manifest has no rateLimit section.
+  const anyRouteLimit = manifest.routes.some((route) => route.rateLimit !== undefined && route.rateLimit !== false)
+  if (manifest.rateLimit !== undefined || manifest.redis !== undefined || anyRouteLimit) {
     await app.register(tollgateRateLimit, {
       ...(manifest.rateLimit ?? {}),
       ...(manifest.redis === undefined ? {} : { redis: manifest.redis }),

@@ -237,3 +237,21 @@ t.test('a refused connection on every target is a 503 with Retry-After, not a cr
 t.test('an invalid manifest object is refused before anything starts', async (t) => {
   await t.rejects(createGateway({ version: 1, upstreams: {}, routes: [] } as unknown as Manifest), { name: 'ManifestError' })
 })
+
+t.test('a route\'s own rateLimit applies without a top-level rateLimit section', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base } = await start(t, {
+    version: 1,
+    upstreams: { echo: { targets: [upstream.url] } },
+    routes: [{ prefix: '/limited', upstream: 'echo', auth: false, rateLimit: { max: 2, window: '1m' } }]
+  })
+  const statuses: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const response = await request(`${base}/limited/x`)
+    statuses.push(response.statusCode)
+    await response.body.dump()
+  }
+  t.same(statuses, [200, 200, 429])
+  t.equal(upstream.seen.length, 2)
+})
