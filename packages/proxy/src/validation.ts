@@ -169,9 +169,10 @@ export function validationHook (validation: RouteValidation, bodyLimit: number, 
       if (validator === null || validator(data)) return
       problems.push(...describeErrors(part, validator.errors ?? []))
     }
-    check('params', validators.params, request.params)
-    check('querystring', validators.querystring, request.query)
-    check('headers', validators.headers, request.headers)
+    // Coercion rewrites the data it checks: check copies, so what is forwarded stays as sent.
+    if (validators.params !== null) check('params', validators.params, { ...(request.params as object) })
+    if (validators.querystring !== null) check('querystring', validators.querystring, { ...(request.query as object) })
+    if (validators.headers !== null) check('headers', validators.headers, { ...request.headers })
     if (validators.body !== null) {
       let data: unknown
       let parsed = true

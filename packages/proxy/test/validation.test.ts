@@ -93,6 +93,30 @@ t.test('missing fields, missing headers, bad JSON, a missing body and a non-JSON
   t.equal(posts.hits, 0)
 })
 
+t.test('coercion for the check never changes what the upstream receives', async (t) => {
+  const posts = await upstream(t)
+  const app = await gateway(t, {
+    upstreams: { posts: { targets: [posts.url] } },
+    routes: [{
+      prefix: '/api',
+      upstream: 'posts',
+      path: '/:id',
+      validate: {
+        GET: {
+          params: { type: 'object', properties: { id: { type: 'integer' } } },
+          headers: { type: 'object', properties: { 'x-count': { type: 'integer' }, 'x-list': { type: 'array', items: { type: 'string' } } } }
+        }
+      }
+    }]
+  })
+  const res = await app.inject({ url: '/api/007', headers: { 'x-count': '010', 'x-list': 'a' } })
+  t.equal(res.statusCode, 200)
+  t.equal(posts.seen[0]!.url, '/007', 'the param as sent, not 7')
+  t.equal(posts.seen[0]!.headers['x-count'], '010')
+  t.same(posts.seen[0]!.rawHeaders.filter((h, i) => i % 2 === 0 && h === 'x-list').length, 1)
+  t.equal(posts.seen[0]!.headers['x-list'], 'a')
+})
+
 t.test('params captured by a path template are validated', async (t) => {
   const { posts, app } = await setup(t)
   const ok = await app.inject({ url: '/api/users/42/profile' })
