@@ -43,7 +43,9 @@ const PART_SET: ReadonlySet<string> = new Set(PARTS)
  * only for the check; the upstream still gets them exactly as the client sent them.
  */
 const factory = AjvCompiler()
-const common = { allErrors: true, removeAdditional: false, useDefaults: false, logger: false, strictTypes: false, strictTuples: false } as const
+// Ajv's strict mode stays on (a misspelt keyword fails registration rather than silently
+// checking nothing); `example`, common in OpenAPI-minded schemas, is accepted as an annotation.
+const common = { allErrors: true, removeAdditional: false, useDefaults: false, logger: false as const, strictTypes: false, strictTuples: false, keywords: ['example'] }
 const compileBody = factory({}, { customOptions: { ...common, coerceTypes: false } })
 const compileStrings = factory({}, { customOptions: { ...common, coerceTypes: 'array' } })
 

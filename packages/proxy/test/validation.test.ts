@@ -152,9 +152,12 @@ t.test('bad schemas and validate keys fail at registration with their option pat
   const cases: Array<[unknown, RegExp]> = [
     [{ POST: { body: { type: 'object', properties: { a: { type: 'strin' } } } } }, /routes\[0\]\.validate\.POST\.body: invalid JSON Schema/],
     [{ POST: { form: {} } }, /routes\[0\]\.validate\.POST\.form: unknown key/],
+    [{ POST: { body: { type: 'object', requried: ['a'] } } }, /routes\[0\]\.validate\.POST\.body: invalid JSON Schema \(strict mode: unknown keyword: "requried"\)/],
     [{ post: { body: {} } }, /routes\[0\]\.validate\.post: must be an upper-case method/],
     [{ PUT: { body: {} } }, /routes\[0\]\.validate\.PUT: the route does not allow PUT/]
   ]
+  await gateway(t, { upstreams: { posts: { targets: [posts.url] } }, routes: [{ prefix: '/ok', upstream: 'posts', validate: { POST: { body: { type: 'object', example: { a: 1 } } } } }] })
+  t.pass('an example annotation is accepted')
   for (const [validate, message] of cases) {
     await t.rejects(gateway(t, { upstreams: { posts: { targets: [posts.url] } }, routes: [{ prefix: '/api', upstream: 'posts', methods: ['POST'], validate } as never] }), { message })
   }
