@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { gzipSync } from 'node:zlib'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { gateway, listen, rawRequest, upstream } from './helpers/servers.js'
@@ -68,7 +68,7 @@ function service (req: IncomingMessage, res: ServerResponse): void {
   }
 }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup (t: Test) {
   const api = await upstream(t, service)
   const app = await gateway(t, {
     upstreams: { api: { targets: [api.url] } },

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { gateway, listen, rawRequest, upstream } from './helpers/servers.js'
 
 const postSchema = {
@@ -8,7 +8,7 @@ const postSchema = {
   additionalProperties: false
 }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setup (t: Test) {
   const posts = await upstream(t)
   const app = await gateway(t, {
     upstreams: { posts: { targets: [posts.url] } },
