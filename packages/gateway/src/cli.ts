@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
+import { isWorker, superviseWorkers } from './cluster.js'
 import { createGateway } from './gateway.js'
 import { ManifestError } from './manifest/errors.js'
 import { loadManifest } from './manifest/load.js'
@@ -93,6 +94,18 @@ async function main (argv: string[]): Promise<void> {
     return
   }
 
+  if ((manifest.server?.workers ?? 1) > 1 && !isWorker()) {
+    // Check everything once in the primary so a bad manifest exits 1 before any worker starts.
+    try {
+      const app = await createGateway(manifest, { logLevel: 'silent' })
+      await app.close()
+    } catch (error) {
+      fail(problemsOf(error), `not starting: invalid manifest ${file}:`)
+    }
+    const log = (message: string): void => { process.stdout.write(`${JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg: message })}\n`) }
+    process.exit(await superviseWorkers(manifest, log))
+  }
+
   let app
   try {
     app = await createGateway(manifest)
@@ -101,6 +114,8 @@ async function main (argv: string[]): Promise<void> {
   }
   try {
     await serveUntilSignal(app, manifest)
+    // A cluster worker's IPC channel would keep it alive after a clean stop.
+    if (isWorker()) process.exit(0)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const server = manifest.server ?? {}

@@ -118,6 +118,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     forceCloseConnections: 'idle',
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 500 },
     frameworkErrors (error, request, reply) {
+      // The router refuses a malformed URL before any hook runs; TRACE is still a 405 there.
+      if (request.method === 'TRACE') {
+        void (reply as FastifyReply).code(405).header('allow', ALLOWED_METHODS).send(errorBody(request as FastifyRequest, 405, 'TRACE is not allowed'))
+        return
+      }
       void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, error.message))
     }
   }

@@ -127,3 +127,35 @@ routes:
   const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
   t.ok(lines.length > 0, 'stdout is pino JSON lines')
 })
+
+t.test('server.workers runs several processes on one port and stops them all on SIGTERM', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const file = manifestFile(`
+version: 1
+server: { host: 127.0.0.1, port: 0, workers: 2, shutdownGrace: 5s }
+upstreams:
+  echo: { targets: ["${upstream.url}"] }
+routes:
+  - { prefix: /api, upstream: echo, auth: false }
+`)
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  // Both workers listen on the port the cluster picked.
+  await waitFor(() => (stdout.match(/Server listening at http:\/\/127\.0\.0\.1:\d+/g) ?? []).length === 2, 20_000)
+  const port = Number(/Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1])
+  for (let i = 0; i < 20; i++) {
+    const response = await request(`http://127.0.0.1:${port}/api/n${i}`)
+    t.equal(response.statusCode, 200)
+    await response.body.dump()
+  }
+  await waitFor(() => stdout.split('\n').filter((line) => line.includes('"route":"/api"')).length === 20)
+  const pids = new Set(stdout.split('\n').filter((line) => line.includes('"route":"/api"')).map((line) => (JSON.parse(line) as { pid: number }).pid))
+  t.equal(pids.size, 2, 'requests were served by both workers')
+  t.match(stdout, /started 2 workers/)
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'the primary exits 0 once every worker has drained')
+})

@@ -105,6 +105,7 @@ export const manifestSchema = {
       properties: {
         host: { type: 'string', minLength: 1 },
         port: { type: 'integer', minimum: 0, maximum: 65535 },
+        workers: { type: 'integer', minimum: 1, maximum: 64, description: 'processes serving the port (node:cluster); share rate limits through redis when above 1' },
         trustProxy: {
           anyOf: [
             { type: 'boolean' },

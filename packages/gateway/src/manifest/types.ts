@@ -15,6 +15,8 @@ export interface RateLimitRule {
 export interface ServerSection {
   host?: string
   port?: number
+  /** Processes serving the port (node:cluster). Default 1. */
+  workers?: number
   trustProxy?: boolean | number | string[]
   bodyLimit?: Size
   shutdownGrace?: Duration

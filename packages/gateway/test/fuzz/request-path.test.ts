@@ -91,9 +91,10 @@ function expected (value: Input, target: string): Expected {
   const seen = Buffer.from(target, 'utf8').toString('latin1')
   // Node's parser refuses raw bytes outside visible ASCII in the request target.
   if (/[^\x21-\x7e]/.test(seen)) return { status: [400], route: null }
-  // Fastify's router refuses a malformed percent-encoding before any hook runs (even TRACE's).
-  if (/%(?![0-9a-f]{2})/i.test(seen.split('?')[0]!)) return { status: [400], route: null }
+  // TRACE is refused on every path, even one the router cannot parse.
   if (value.method === 'TRACE') return { status: [405], route: null }
+  // Fastify's router refuses a malformed percent-encoding before any hook runs.
+  if (/%(?![0-9a-f]{2})/i.test(seen.split('?')[0]!)) return { status: [400], route: null }
   if (pathProblem(seen) !== null) return { status: [400], route: null }
   const path = seen.split('?')[0]!
   const route = ROUTES.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`)) ?? null

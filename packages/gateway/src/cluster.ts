@@ -1,0 +1,54 @@
+import cluster, { type Worker } from 'node:cluster'
+import type { Manifest } from './manifest/types.js'
+
+/**
+ * Runs `server.workers` copies of the gateway on one port with node:cluster. The
+ * primary only supervises: it restarts a worker that dies unexpectedly, forwards
+ * SIGTERM/SIGINT to every worker (each drains its in-flight requests within
+ * shutdownGrace), and resolves with 0 once all have exited cleanly.
+ */
+export async function superviseWorkers (manifest: Manifest, log: (message: string) => void): Promise<number> {
+  const count = manifest.server?.workers ?? 1
+  if (manifest.redis === undefined && (manifest.rateLimit !== undefined || manifest.routes.some((route) => route.rateLimit !== undefined && route.rateLimit !== false))) {
+    log(`warning: server.workers is ${count} without a redis section: each worker keeps its own rate-limit counts, so a client can get up to ${count}x a limit`)
+  }
+  let stopping = false
+  let failed = false
+  const restarts: number[] = []
+
+  const fork = (): Worker => cluster.fork({ TOLLGATE_WORKER: '1' })
+  for (let i = 0; i < count; i++) fork()
+  log(`started ${count} workers`)
+
+  return await new Promise<number>((resolve) => {
+    cluster.on('exit', (worker, code, signal) => {
+      if (!stopping) {
+        // A worker that dies while serving is replaced, but a crash loop is not hidden:
+        // more than 5 deaths in 10 s stops the gateway with exit 1.
+        const now = Date.now()
+        restarts.push(now)
+        while (restarts.length > 0 && restarts[0]! < now - 10_000) restarts.shift()
+        log(`worker ${worker.process.pid ?? '?'} exited (${signal ?? code}); ${restarts.length > 5 ? 'crash loop: stopping' : 'starting a new one'}`)
+        if (restarts.length > 5) {
+          failed = true
+          stop('SIGTERM')
+        } else {
+          fork()
+        }
+      } else if (code !== 0) {
+        failed = true
+      }
+      if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
+    })
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return
+      stopping = true
+      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+      if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
+    }
+    process.once('SIGTERM', () => { stop('SIGTERM') })
+    process.once('SIGINT', () => { stop('SIGINT') })
+  })
+}
+
+export const isWorker = (): boolean => cluster.isWorker
