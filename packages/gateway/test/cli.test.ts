@@ -159,3 +159,10 @@ routes:
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'the primary exits 0 once every worker has drained')
 })
+
+t.test('pnpm exec tollgate works from the repository root, as the contract says', async (t) => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url))
+  const result = spawnSync('pnpm', ['exec', 'tollgate', 'validate', '--config', 'docs/manifest.example.yaml'], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+  t.equal(result.status, 0, result.stderr)
+  t.match(result.stdout, /docs\/manifest\.example\.yaml: valid/)
+})
