@@ -235,7 +235,9 @@ async function clientFlow (t: Test, base: string): Promise<void> {
     t.equal(limited.status, 429, 'the 11th request in the minute is refused')
     t.match(limited.headers['retry-after'], /^\d+$/, 'Retry-After in delta-seconds')
     const retryAfter = Number(limited.headers['retry-after'])
-    t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter} is within the window`)
+    // Sliding window (the manifest's algorithm): the next admission can come up to W/max after
+    // the window ends, when the limit was reached early in it (see @tollgate/rate-limit's README).
+    t.ok(retryAfter >= 1 && retryAfter <= 66, `Retry-After ${retryAfter} is at most the window plus one request's share of it`)
     t.equal(limited.headers['ratelimit-remaining'], '0')
     t.match(limited.json, { statusCode: 429, error: 'Too Many Requests' })
     t.equal((await login('127.0.0.21')).status, 401, 'another IP has its own budget')
