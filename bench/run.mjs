@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import jwt from 'jsonwebtoken'
 import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, REQUEST_PATH } from './lib/configs.mjs'
+import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
 import { cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { startNginx } from './lib/nginx.mjs'
 import { runWrk, wrkScript } from './lib/wrk.mjs'
@@ -214,6 +215,20 @@ const upstreamUrl = `http://127.0.0.1:${upstreamInfo.port}`
 const jwksUrl = `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`
 // What every configuration must answer, byte for byte.
 const directBody = Buffer.from(await (await fetch(`${upstreamUrl}${DIRECT_PATH}`, { signal: AbortSignal.timeout(5000) })).arrayBuffer())
+// The route-contract pair (issue 11): POST /api/items with a ~1 KB JSON body. A plain
+// route answers the upstream's item byte for byte; a shaped route its 4 schema fields.
+const ITEM_HEADERS = { 'content-type': 'application/json' }
+const itemBody = selected.some((config) => config.request === 'item')
+  ? Buffer.from(await (await fetch(`${upstreamUrl}${ITEM_DIRECT_PATH}`, { method: 'POST', headers: ITEM_HEADERS, body: ITEM_REQUEST_BODY, signal: AbortSignal.timeout(5000) })).arrayBuffer())
+  : null
+
+/** What the load generator sends to a configuration, and the body its first answer must have. */
+function requestOf (config) {
+  if (config.request === 'item') {
+    return { path: ITEM_PATH, method: 'POST', body: ITEM_REQUEST_BODY.toString('utf8'), headers: ITEM_HEADERS, expected: config.contracts ? shapedItem(itemBody) : itemBody }
+  }
+  return { path: config.kind === 'direct' ? DIRECT_PATH : REQUEST_PATH, method: 'GET', body: undefined, headers: {}, expected: directBody }
+}
 
 async function upstreamCounts () {
   upstream.send({ type: 'counts' })
@@ -224,11 +239,11 @@ const script = wrk === null ? null : wrkScript(workDir)
 
 // ---------------------------------------------------------------- one run
 async function startTarget (config, round) {
-  if (config.kind === 'direct') return { port: upstreamInfo.port, path: DIRECT_PATH, pid: null, stop: async () => {} }
+  if (config.kind === 'direct') return { port: upstreamInfo.port, path: requestOf(config).path, pid: null, stop: async () => {} }
   if (config.kind === 'nginx') {
     const { child, port } = await startNginx(nginx, plan, workDir, upstreamInfo.port)
     track(child)
-    return { port, path: REQUEST_PATH, pid: child.pid, stop: () => stopChild(child) }
+    return { port, path: requestOf(config).path, pid: child.pid, stop: () => stopChild(child) }
   }
   const redisPrefix = `tollgate-bench:${process.pid}:${config.name}:${round}:`
   const logFile = join(workDir, `${config.name}-${round}.log`)
@@ -256,7 +271,7 @@ async function startTarget (config, round) {
   for (const warning of message.warnings ?? []) warn(`${config.name}: ${warning}`)
   return {
     port: message.port,
-    path: REQUEST_PATH,
+    path: requestOf(config).path,
     pid: child.pid,
     logFile,
     redisPrefix,
@@ -277,18 +292,26 @@ async function countLines (file) {
 
 async function preflight (config, target, headers) {
   const url = `http://127.0.0.1:${target.port}${target.path}`
+  const request = requestOf(config)
   let response
   let body
   // A few tries (bounded, 5 s) in case a store connects just after "ready"; each retry is reported.
   for (let attempt = 0; attempt < 20; attempt++) {
-    response = await fetch(url, { headers, signal: AbortSignal.timeout(5000) })
+    response = await fetch(url, { method: request.method, headers: { ...headers, ...request.headers }, body: request.body, signal: AbortSignal.timeout(5000) })
     body = Buffer.from(await response.arrayBuffer())
     if (response.status === 200 || attempt === 19) break
     warn(`${config.name}: preflight got ${response.status} just after ready, retrying`)
     await sleep(250)
   }
   if (response.status !== 200) throw new Error(`preflight: ${response.status} ${body.toString('utf8').slice(0, 200)}`)
-  if (!body.equals(directBody)) throw new Error(`preflight: body differs from the upstream's: ${body.toString('utf8').slice(0, 200)}`)
+  if (!body.equals(request.expected)) {
+    throw new Error(`preflight: body differs from the ${config.contracts ? 'shaped item' : 'upstream\'s'}: ${body.toString('utf8').slice(0, 200)}`)
+  }
+  if (config.contracts) {
+    const invalid = await fetch(url, { method: 'POST', headers: { ...headers, ...request.headers }, body: '{"title":42}', signal: AbortSignal.timeout(5000) })
+    await invalid.arrayBuffer()
+    if (invalid.status !== 400) throw new Error(`preflight: an invalid body got ${invalid.status}, expected 400 (is validation on?)`)
+  }
   if (config.auth) {
     const anonymous = await fetch(url, { signal: AbortSignal.timeout(5000) })
     await anonymous.arrayBuffer()
@@ -299,9 +322,9 @@ async function preflight (config, target, headers) {
   }
 }
 
-function loadWithAutocannon (url, headers, onMeasure) {
+function loadWithAutocannon (url, { method, headers, body }, onMeasure) {
   const child = track(forkNode(plan, plan.load, join(here, 'lib/load.mjs'), {
-    env: { BENCH_LOAD: JSON.stringify({ url, connections, warmup, duration, headers }) }
+    env: { BENCH_LOAD: JSON.stringify({ url, connections, warmup, duration, method, headers, body }) }
   }))
   const done = waitForMessage(child, (message) => message?.type === 'result', (warmup + duration + 30) * 1000, 'autocannon')
   child.on('message', (message) => { if (message?.type === 'phase') onMeasure() })
@@ -340,11 +363,12 @@ async function runOne (config, round) {
       sampler = setInterval(() => { run.rssMaxBytes = Math.max(run.rssMaxBytes, rssBytes(target.pid)) }, 250)
     }
     const url = `http://127.0.0.1:${target.port}${target.path}`
+    const request = requestOf(config)
     let result
     try {
       result = wrk === null
-        ? await loadWithAutocannon(url, headers, onMeasure)
-        : await runWrk(wrk, plan, { url, connections, warmup, duration, script, authorization: headers.authorization, onMeasure })
+        ? await loadWithAutocannon(url, { method: request.method, headers: { ...headers, ...request.headers }, body: request.body }, onMeasure)
+        : await runWrk(wrk, plan, { url, connections, warmup, duration, script, authorization: headers.authorization, method: request.method, body: request.body, contentType: request.headers['content-type'], onMeasure })
     } finally {
       if (sampler !== null) clearInterval(sampler)
     }
@@ -363,6 +387,7 @@ async function runOne (config, round) {
       if (run.jwksFetches > 10) warn(`${config.name}: ${run.jwksFetches} JWKS fetches in one run (the key set should be cached)`)
     }
     if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
+    if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
     run.rps = measure.rps
     run.p50 = measure.p50
     run.p99 = measure.p99
@@ -440,6 +465,7 @@ const meta = {
   pinning: plan,
   rateLimitAlgorithm: rlAlgorithm,
   upstreamBodyBytes: directBody.length,
+  itemBytes: itemBody === null ? undefined : { request: ITEM_REQUEST_BODY.length, response: itemBody.length, shaped: shapedItem(itemBody).length },
   notes
 }
 console.log('')

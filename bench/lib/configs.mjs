@@ -5,6 +5,10 @@
 //   node    lib/server.mjs builds it in its own child process
 // `requires` names configurations that must run in the same run for its figures
 // (every ratio is to BASELINE; the micro figures are differences to a pair).
+// `request: 'item'` sends POST /api/items with a ~1 KB JSON body (lib/contracts.mjs)
+// instead of GET /api/hello; `contracts` means the route validates the body (an
+// invalid one must get 400) and answers the item reduced by its response schema
+// rather than the upstream's exact bytes.
 
 export const BASELINE = 'fastify-http-proxy'
 
@@ -92,6 +96,22 @@ export const CONFIGS = [
     group: 'micro',
     requires: ['tollgate-plugin-proxy'],
     title: 'micro: fastify + @tollgate/metrics + @tollgate/proxy (metrics on, request logs off)'
+  },
+  {
+    name: 'tollgate-contracts-off',
+    kind: 'node',
+    group: 'micro',
+    request: 'item',
+    title: 'micro: Tollgate proxy, plain route, POST of a 1 KB JSON body, 1 KB answer passed through'
+  },
+  {
+    name: 'tollgate-contracts-on',
+    kind: 'node',
+    group: 'micro',
+    request: 'item',
+    contracts: true,
+    requires: ['tollgate-contracts-off'],
+    title: 'micro: the same route with validate (POST body schema) and response (200 schema keeping 4 of 12 fields)'
   }
 ]
 
@@ -99,7 +119,8 @@ export const CONFIGS = [
 export const MICRO = [
   { name: 'rate limit, memory', with: 'tollgate-rl-memory', without: 'tollgate-proxy', issue: 4 },
   { name: 'rate limit, Redis', with: 'tollgate-rl-redis', without: 'tollgate-proxy', issue: 4 },
-  { name: 'metrics on vs off', with: 'tollgate-plugin-metrics', without: 'tollgate-plugin-proxy', issue: 5 }
+  { name: 'metrics on vs off', with: 'tollgate-plugin-metrics', without: 'tollgate-plugin-proxy', issue: 5 },
+  { name: 'validation + shaping, 1 KB JSON', with: 'tollgate-contracts-on', without: 'tollgate-contracts-off', issue: 11 }
 ]
 
 /** The JWT the auth configurations verify (issuer, audience, roles). */

@@ -1,12 +1,13 @@
 /* global process */
 // The autocannon load generator, run as its own (pinned) child process so it
 // never shares the gateway's core or event loop. Input: BENCH_LOAD (JSON)
-// { url, connections, warmup, duration, headers }. Output over IPC:
+// { url, connections, warmup, duration, method?, headers, body? } (the same
+// request, body included, on every connection). Output over IPC:
 // { type: 'phase', phase: 'measure' } when the measured part starts, then
 // { type: 'result', warmup: {...}, measure: {...} }.
 import autocannon from 'autocannon'
 
-const { url, connections, warmup, duration, headers } = JSON.parse(process.env.BENCH_LOAD ?? '{}')
+const { url, connections, warmup, duration, method = 'GET', headers, body } = JSON.parse(process.env.BENCH_LOAD ?? '{}')
 
 /**
  * Exact latencies of 2xx answers in ms (autocannon's own histogram has 1 ms
@@ -37,7 +38,7 @@ class Latencies {
 function run (seconds) {
   const latencies = new Latencies()
   return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 10, headers }, (error, result) => {
+    const instance = autocannon({ url, connections, duration: seconds, pipelining: 1, timeout: 10, method, headers, body }, (error, result) => {
       if (error) reject(error)
       else resolve({ result, latencies })
     })

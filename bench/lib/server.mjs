@@ -5,13 +5,14 @@
 // Stops on { type: 'stop' } or when the harness goes away.
 import { setTimeout as sleep } from 'node:timers/promises'
 import { JWT_CLAIMS } from './configs.mjs'
+import { ITEM_REQUEST_SCHEMA, ITEM_RESPONSE_SCHEMA } from './contracts.mjs'
 
 const settings = JSON.parse(process.env.BENCH_SERVER ?? '{}')
 const HOST = '127.0.0.1'
 const warnings = []
 const HIGH_LIMIT = 1_000_000_000 // never reached: the limiter runs but never refuses
 
-function tollgateManifest ({ full = false, rateLimit = false, redis = false } = {}) {
+function tollgateManifest ({ full = false, rateLimit = false, redis = false, contracts = false } = {}) {
   const manifest = {
     version: 1,
     server: full
@@ -21,6 +22,13 @@ function tollgateManifest ({ full = false, rateLimit = false, redis = false } = 
     routes: [full
       ? { prefix: '/api', upstream: 'bench', rewritePrefix: '', auth: { methods: ['jwt'], roles: ['user'] }, stripCredentials: true }
       : { prefix: '/api', upstream: 'bench', rewritePrefix: '', auth: false }]
+  }
+  if (contracts) {
+    // The route contract of issue 11: the POST body validated, the 200 answer shaped to 4 fields.
+    Object.assign(manifest.routes[0], {
+      validate: { POST: { body: ITEM_REQUEST_SCHEMA } },
+      response: { 200: ITEM_RESPONSE_SCHEMA }
+    })
   }
   if (full) {
     manifest.auth = {
@@ -141,6 +149,8 @@ const builders = {
   'tollgate-full-redis': () => tollgate({ full: true, rateLimit: true, redis: true }),
   'tollgate-rl-memory': () => tollgate({ rateLimit: true }),
   'tollgate-rl-redis': () => tollgate({ rateLimit: true, redis: true }),
+  'tollgate-contracts-off': () => tollgate({}),
+  'tollgate-contracts-on': () => tollgate({ contracts: true }),
   'tollgate-plugin-proxy': () => tollgatePlugins({ metrics: false }),
   'tollgate-plugin-metrics': () => tollgatePlugins({ metrics: true })
 }

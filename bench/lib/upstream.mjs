@@ -1,8 +1,10 @@
 /* global process, Buffer */
 // The upstream every configuration proxies to (node:http, a ~100-byte JSON
-// answer), and the JWKS server the JWT configurations fetch their key from.
-// Runs as its own child process; reports its ports over IPC.
+// answer; POST /items answers a ~1 KB list item to a ~1 KB JSON body, for the
+// route-contract pair), and the JWKS server the JWT configurations fetch their
+// key from. Runs as its own child process; reports its ports over IPC.
 import { createServer } from 'node:http'
+import { ITEM_DIRECT_PATH, ITEM_REQUEST_BODY, ITEM_RESPONSE_BODY } from './contracts.mjs'
 
 export const BODY = Buffer.from(JSON.stringify({
   id: 42,
@@ -16,12 +18,33 @@ const jwks = Buffer.from(process.env.BENCH_JWKS ?? '{"keys":[]}')
 let served = 0
 let refused = 0
 let jwksFetches = 0
+let badBodies = 0
+
+/** POST /items: the body must arrive byte for byte (validated or not), else 422 (not the gateway's 400); then the ~1 KB item. */
+function item (request, response) {
+  const chunks = []
+  request.on('data', (chunk) => { chunks.push(chunk) })
+  request.on('end', () => {
+    const body = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+    if (request.method !== 'POST' || !body.equals(ITEM_REQUEST_BODY)) {
+      badBodies++
+      response.writeHead(422, { 'content-type': 'application/json', 'content-length': 2 }).end('{}')
+      return
+    }
+    served++
+    response.writeHead(200, { 'content-type': 'application/json', 'content-length': ITEM_RESPONSE_BODY.length }).end(ITEM_RESPONSE_BODY)
+  })
+}
 
 const upstream = createServer((request, response) => {
   // The prefix must have been rewritten: /api/hello arrives as /hello.
   if (request.url.startsWith('/api')) {
     refused++
     response.writeHead(404, { 'content-type': 'application/json', 'content-length': 2 }).end('{}')
+    return
+  }
+  if (request.url === ITEM_DIRECT_PATH) {
+    item(request, response)
     return
   }
   served++
@@ -49,7 +72,7 @@ function listen (server) {
 
 const [port, jwksPort] = await Promise.all([listen(upstream), listen(jwksServer)])
 process.on('message', (message) => {
-  if (message?.type === 'counts') process.send({ type: 'counts', served, refused, jwksFetches })
+  if (message?.type === 'counts') process.send({ type: 'counts', served, refused, jwksFetches, badBodies })
   if (message?.type === 'stop') {
     upstream.closeAllConnections()
     jwksServer.closeAllConnections()

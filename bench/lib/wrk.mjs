@@ -1,6 +1,7 @@
 /* global process, setTimeout, clearTimeout */
 // wrk as the load generator (used when `wrk` is on PATH): one thread, fixed
-// connections, a Lua script that sets the Authorization header and counts every
+// connections, a Lua script that sets the Authorization header (and, for the
+// POST configurations, the method, body and Content-Type) and counts every
 // non-2xx answer, and prints one JSON line we parse.
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
@@ -11,6 +12,12 @@ const SCRIPT = String.raw`
 local threads = {}
 local auth = os.getenv("BENCH_AUTHORIZATION")
 if auth ~= nil and auth ~= "" then wrk.headers["Authorization"] = auth end
+local method = os.getenv("BENCH_METHOD")
+if method ~= nil and method ~= "" then wrk.method = method end
+local body = os.getenv("BENCH_BODY")
+if body ~= nil and body ~= "" then wrk.body = body end
+local contentType = os.getenv("BENCH_CONTENT_TYPE")
+if contentType ~= nil and contentType ~= "" then wrk.headers["Content-Type"] = contentType end
 
 function setup(thread)
   table.insert(threads, thread)
@@ -42,10 +49,10 @@ export function wrkScript (dir) {
   return path
 }
 
-function runOnce (wrk, plan, { url, connections, seconds, script, authorization }) {
+function runOnce (wrk, plan, { url, connections, seconds, script, authorization, method, body, contentType }) {
   const { command, args } = pinned(plan, plan.load, wrk, ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', script, url])
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_AUTHORIZATION: authorization ?? '' } })
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_AUTHORIZATION: authorization ?? '', BENCH_METHOD: method ?? '', BENCH_BODY: body ?? '', BENCH_CONTENT_TYPE: contentType ?? '' } })
     let out = ''
     let err = ''
     child.stdout.on('data', (chunk) => { if (out.length < 1e6) out += chunk })
@@ -79,10 +86,11 @@ function runOnce (wrk, plan, { url, connections, seconds, script, authorization 
 }
 
 /** Warm-up then measure, like lib/load.mjs; `onMeasure` is called when the measured run starts. */
-export async function runWrk (wrk, plan, { url, connections, warmup, duration, script, authorization, onMeasure }) {
+export async function runWrk (wrk, plan, { url, connections, warmup, duration, script, authorization, method, body, contentType, onMeasure }) {
   const result = {}
-  if (warmup > 0) result.warmup = await runOnce(wrk, plan, { url, connections, seconds: warmup, script, authorization })
+  const request = { url, connections, script, authorization, method, body, contentType }
+  if (warmup > 0) result.warmup = await runOnce(wrk, plan, { ...request, seconds: warmup })
   onMeasure()
-  result.measure = await runOnce(wrk, plan, { url, connections, seconds: duration, script, authorization })
+  result.measure = await runOnce(wrk, plan, { ...request, seconds: duration })
   return result
 }
