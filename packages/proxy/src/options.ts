@@ -45,6 +45,13 @@ export interface WebSocketOptions {
   idleTimeout?: Duration
   /** Largest message (the sum of its fragments) and frame a client may send; larger closes with 1009. Default `1mb`. */
   maxMessageSize?: Size
+  /**
+   * Most messages a client may send a second on one tunnel (a fragmented message counts
+   * once; control frames do not count), as a token bucket: bursts of up to this many, then
+   * this many a second. One more closes the client with 1008 and the upstream with 1001.
+   * `0` disables. Default `1000`.
+   */
+  maxMessagesPerSecond?: number
   /** Most tunnels open (or being opened) to the upstream at once; more get 503 with `Retry-After`. Default `10000`. */
   maxConnections?: number
 }
@@ -75,7 +82,7 @@ export interface UpstreamOptions {
   ca?: string | Buffer | Array<string | Buffer>
   healthCheck?: HealthCheckOptions
   circuitBreaker?: CircuitBreakerOptions
-  /** WebSocket tunnel limits (idle timeout, message size, connection cap). */
+  /** WebSocket tunnel limits (idle timeout, message size, message rate, connection cap). */
   websocket?: WebSocketOptions
 }
 
@@ -151,7 +158,7 @@ export interface ResolvedUpstream {
   readonly ca: string | Buffer | Array<string | Buffer> | undefined
   readonly healthCheck: Readonly<Required<HealthCheckOptions> & { interval: number, timeout: number }> | null
   readonly circuitBreaker: Readonly<{ failures: number, resetAfter: number }> | null
-  readonly websocket: Readonly<{ idleTimeout: number, maxMessageSize: number, maxConnections: number }>
+  readonly websocket: Readonly<{ idleTimeout: number, maxMessageSize: number, maxMessagesPerSecond: number, maxConnections: number }>
 }
 
 export interface ResolvedRoute {
@@ -190,7 +197,7 @@ const UPSTREAM_KEYS = new Set(['targets', 'balance', 'timeout', 'connectTimeout'
 const ROUTE_KEYS = new Set(['prefix', 'upstream', 'rewritePrefix', 'methods', 'websocket', 'config', 'path', 'rewrite', 'validate', 'response', 'responseBufferLimit', 'requestHeaders', 'responseHeaders'])
 const HEALTH_KEYS = new Set(['path', 'interval', 'timeout', 'unhealthyAfter', 'healthyAfter'])
 const BREAKER_KEYS = new Set(['failures', 'resetAfter'])
-const WEBSOCKET_KEYS = new Set(['idleTimeout', 'maxMessageSize', 'maxConnections'])
+const WEBSOCKET_KEYS = new Set(['idleTimeout', 'maxMessageSize', 'maxMessagesPerSecond', 'maxConnections'])
 const TOP_KEYS = new Set(['upstreams', 'routes', 'bodyLimit', 'now', 'healthChecks', 'protectedHeaders'])
 
 function fail (path: string, message: string): never {
@@ -246,6 +253,7 @@ function resolveWebSocket (value: unknown, path: string): ResolvedUpstream['webs
   return Object.freeze({
     idleTimeout: duration(ws.idleTimeout, `${path}.idleTimeout`, 300_000),
     maxMessageSize: size(ws.maxMessageSize, `${path}.maxMessageSize`, 1_048_576, 1),
+    maxMessagesPerSecond: integer(ws.maxMessagesPerSecond, `${path}.maxMessagesPerSecond`, 1000, 0),
     maxConnections: integer(ws.maxConnections, `${path}.maxConnections`, 10_000, 1)
   })
 }

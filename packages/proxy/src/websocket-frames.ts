@@ -15,12 +15,21 @@ const MAX_HEADER = 14
  * header split across chunks is held back until it is whole, and when a frame's payload
  * or the message it belongs to (data frame plus continuations) would exceed `limit`,
  * `tooBig` turns true and only the bytes before that frame's header are returned, so
- * the peer has seen whole frames only. Without a limit (`0`) it only observes.
+ * the peer has seen whole frames only. With `admit`, each new data message (not its
+ * continuations, not control frames) must be admitted before its first frame passes; a
+ * refusal turns `tooMany` true and cuts the same way. Without a limit (`0`) and without
+ * `admit` it only observes.
  */
 export class FrameScanner {
   readonly limit: number
   /** Set once a frame over `limit` was seen; nothing of it was returned by `scan()`. */
   tooBig = false
+  /** Set once `admit` refused a message; nothing of it was returned by `scan()`. */
+  tooMany = false
+  /** Asked once per new data message; false refuses it. */
+  readonly #admit: (() => boolean) | undefined
+  /** Whether anything is held back or cut (a limit or an admission check), or only observed. */
+  readonly #policing: boolean
   /** Payload bytes of the current frame not seen yet. */
   #remaining = 0
   /** A frame header cut by the end of the previous chunk (at most 13 bytes). */
@@ -28,8 +37,10 @@ export class FrameScanner {
   /** Payload bytes of the data message in progress (fragments so far). */
   #message = 0
 
-  constructor (limit: number) {
+  constructor (limit: number, admit?: () => boolean) {
     this.limit = limit
+    this.#admit = admit
+    this.#policing = limit > 0 || admit !== undefined
   }
 
   /**
@@ -37,12 +48,12 @@ export class FrameScanner {
    * would not land inside another one (a held-back partial header was not forwarded).
    */
   get atBoundary (): boolean {
-    return this.#remaining === 0 && (this.#partial === null || this.limit > 0)
+    return this.#remaining === 0 && (this.#partial === null || this.#policing)
   }
 
   /** Follows `chunk`; returns what may be forwarded (a view, or the held header plus the chunk). */
   scan (chunk: Buffer): Buffer {
-    if (this.tooBig) return chunk.subarray(0, 0)
+    if (this.tooBig || this.tooMany) return chunk.subarray(0, 0)
     let buf = chunk
     if (this.#partial !== null) {
       buf = Buffer.concat([this.#partial, chunk])
@@ -74,6 +85,10 @@ export class FrameScanner {
           this.tooBig = true
           return buf.subarray(0, pos)
         }
+        if (opcode !== 0 && this.#admit !== undefined && !this.#admit()) {
+          this.tooMany = true
+          return buf.subarray(0, pos)
+        }
         this.#message = (b0 & 0x80) !== 0 ? 0 : total
       }
       pos += headerLength
@@ -87,7 +102,7 @@ export class FrameScanner {
   #hold (buf: Buffer, pos: number): Buffer {
     // Copied: at most MAX_HEADER - 1 bytes, and the chunk is not retained.
     this.#partial = Buffer.from(buf.subarray(pos, pos + MAX_HEADER))
-    return this.limit > 0 ? buf.subarray(0, pos) : buf
+    return this.#policing ? buf.subarray(0, pos) : buf
   }
 }
 

@@ -9,6 +9,7 @@ import { classify, upstreamHeaders, type CompiledRoute } from './forward.js'
 import type { ResolvedUpstream } from './options.js'
 import type { Upstream } from './upstream.js'
 import { FrameScanner, closeFrame } from './websocket-frames.js'
+import { messageBucket } from './websocket-rate.js'
 
 const kSocket = Symbol('tollgate.upgradeSocket')
 const kHead = Symbol('tollgate.upgradeHead')
@@ -173,7 +174,7 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
       lines += `${name}: ${res.rawHeaders[i + 1]!}\r\n`
     }
     client.write(lines + '\r\n')
-    openTunnel(client as Socket, socket, head, upstreamHead, limits, () => {
+    openTunnel(client as Socket, socket, head, upstreamHead, limits, route.now, () => {
       tunnels.delete(client)
       tunnels.delete(socket)
       release()
@@ -185,11 +186,12 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
 /**
  * Joins the client and upstream sockets. Upstream to client is a plain pipe (its frame
  * headers are followed, not changed); client to upstream is written chunk by chunk with
- * the same backpressure as a pipe, minus any frame over `maxMessageSize`. No payload
- * is copied or unmasked.
+ * the same backpressure as a pipe, minus any frame over `maxMessageSize` or any message
+ * past `maxMessagesPerSecond`. No payload is copied or unmasked.
  */
-function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHead: Buffer, limits: ResolvedUpstream['websocket'], onClosed: () => void): void {
-  const inbound = new FrameScanner(limits.maxMessageSize)
+function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHead: Buffer, limits: ResolvedUpstream['websocket'], now: () => number, onClosed: () => void): void {
+  const rate = limits.maxMessagesPerSecond
+  const inbound = new FrameScanner(limits.maxMessageSize, rate > 0 ? messageBucket(rate, now) : undefined)
   const outbound = new FrameScanner(0)
   let closing = false
   let finished = false
@@ -229,6 +231,7 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
     const allowed = inbound.scan(chunk)
     if (allowed.length > 0 && !upstream.write(allowed)) client.pause()
     if (inbound.tooBig) shutdown(1009, 1001, 'message too big')
+    else if (inbound.tooMany) shutdown(1008, 1001, 'too many messages')
   }
   const observe = (chunk: Buffer): void => { outbound.scan(chunk) }
 

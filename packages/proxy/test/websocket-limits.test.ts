@@ -5,6 +5,7 @@ import Fastify from 'fastify'
 import { WebSocket, WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import tollgateProxy, { resolveOptions, type UpstreamOptions } from '../src/index.js'
 import { FrameScanner, closeFrame } from '../src/websocket-frames.js'
+import { messageBucket } from '../src/websocket-rate.js'
 import { eventually, listen, upstream as httpUpstream } from './helpers/servers.js'
 
 type Test = Parameters<typeof httpUpstream>[0]
@@ -43,13 +44,14 @@ async function wsUpstream (t: Test): Promise<WsUpstream> {
   return state
 }
 
-async function gatewayFor (t: Test, target: string, websocket: UpstreamOptions['websocket']): Promise<{ base: string, app: ReturnType<typeof Fastify> }> {
+async function gatewayFor (t: Test, target: string, websocket: UpstreamOptions['websocket'], now?: () => number): Promise<{ base: string, app: ReturnType<typeof Fastify> }> {
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   await app.register(tollgateProxy, {
     upstreams: { chat: { targets: [target], timeout: '2s', ...(websocket === undefined ? {} : { websocket }) } },
     routes: [{ prefix: '/ws', upstream: 'chat', websocket: true }],
-    healthChecks: false
+    healthChecks: false,
+    ...(now === undefined ? {} : { now })
   })
   return { base: (await listen(app)).replace('http:', 'ws:'), app }
 }
@@ -162,7 +164,7 @@ t.test('maxMessageSize counts every fragment of a message', async (t) => {
 
 t.test('the default maxMessageSize is 1 MiB', async (t) => {
   const resolved = resolveOptions({ upstreams: { chat: { targets: ['http://127.0.0.1:1'] } }, routes: [] })
-  t.same(resolved.upstreams.get('chat')!.websocket, { idleTimeout: 300_000, maxMessageSize: 1_048_576, maxConnections: 10_000 })
+  t.same(resolved.upstreams.get('chat')!.websocket, { idleTimeout: 300_000, maxMessageSize: 1_048_576, maxMessagesPerSecond: 1000, maxConnections: 10_000 })
   const chat = await wsUpstream(t)
   const { base } = await gatewayFor(t, chat.url, undefined)
   const { socket } = await open(t, `${base}/ws`)
@@ -239,12 +241,96 @@ t.test('websocket options are validated with their path', async (t) => {
     [{ maxMessageSize: 0 }, /^upstreams\.chat\.websocket\.maxMessageSize: must be at least 1 bytes/],
     [{ idleTimeout: 'soon' }, /^upstreams\.chat\.websocket\.idleTimeout: invalid duration/],
     [{ maxConnections: 0 }, /^upstreams\.chat\.websocket\.maxConnections: must be an integer >= 1/],
+    [{ maxMessagesPerSecond: -1 }, /^upstreams\.chat\.websocket\.maxMessagesPerSecond: must be an integer >= 0/],
+    [{ maxMessagesPerSecond: 2.5 }, /^upstreams\.chat\.websocket\.maxMessagesPerSecond: must be an integer >= 0/],
     [{ maxFrames: 1 }, /^upstreams\.chat\.websocket\.maxFrames: unknown key/],
     [true, /^upstreams\.chat\.websocket: must be an object/]
   ]
   for (const [websocket, message] of cases) {
     t.throws(() => resolveOptions({ upstreams: { chat: { ...base, websocket } }, routes: [] }), { message }, JSON.stringify(websocket))
   }
-  t.same(resolveOptions({ upstreams: { chat: { ...base, websocket: { idleTimeout: 0, maxMessageSize: '64kb', maxConnections: 3 } } }, routes: [] }).upstreams.get('chat')!.websocket,
-    { idleTimeout: 0, maxMessageSize: 65_536, maxConnections: 3 })
+  t.same(resolveOptions({ upstreams: { chat: { ...base, websocket: { idleTimeout: 0, maxMessageSize: '64kb', maxMessagesPerSecond: 0, maxConnections: 3 } } }, routes: [] }).upstreams.get('chat')!.websocket,
+    { idleTimeout: 0, maxMessageSize: 65_536, maxMessagesPerSecond: 0, maxConnections: 3 })
+})
+
+t.test('messageBucket: a burst of rate messages, then one per 1000 / rate ms; a clock stepping back adds nothing', async (t) => {
+  let clock = 10_000
+  const admit = messageBucket(4, () => clock)
+  t.same([admit(), admit(), admit(), admit(), admit()], [true, true, true, true, false], 'a full bucket holds rate tokens')
+  clock += 249
+  t.equal(admit(), false, 'not a whole token yet')
+  clock += 1
+  t.equal(admit(), true, 'one token every 250 ms')
+  t.equal(admit(), false)
+  clock += 60_000
+  t.same([admit(), admit(), admit(), admit(), admit()], [true, true, true, true, false], 'a long pause refills to rate, not beyond')
+  clock -= 5_000
+  t.equal(admit(), false, 'going back in time refills nothing')
+})
+
+t.test('FrameScanner with admit: asked once per message, never for continuations or control frames; a refusal cuts before the message', async (t) => {
+  let asked = 0
+  const scanner = new FrameScanner(1000, () => ++asked <= 2)
+  const fragmented = Buffer.concat([frame(1, false, 3), frame(9, true, 2), frame(0, false, 3), frame(0, true, 3)])
+  const whole = frame(2, true, 5)
+  t.same(scanner.scan(Buffer.concat([fragmented, whole])), Buffer.concat([fragmented, whole]), 'two messages, one of them in three fragments')
+  t.equal(asked, 2)
+  t.equal(scanner.tooMany, false)
+  const third = frame(1, true, 4)
+  // The third message's header arrives split: its first byte is held back, then nothing of it passes.
+  t.equal(scanner.scan(Buffer.concat([frame(10, true, 1), third.subarray(0, 1)])).length, frame(10, true, 1).length, 'a pong passes without being counted')
+  t.equal(asked, 2)
+  t.equal(scanner.atBoundary, true, 'the held-back header byte was not forwarded')
+  t.equal(scanner.scan(third.subarray(1)).length, 0)
+  t.equal(asked, 3)
+  t.equal(scanner.tooMany, true)
+  t.equal(scanner.scan(frame(1, true, 1)).length, 0, 'nothing passes after a refusal')
+})
+
+t.test('maxMessagesPerSecond: a burst past the limit closes the client with 1008 and the upstream with 1001; the upstream gets exactly the limit', async (t) => {
+  const chat = await wsUpstream(t)
+  const clock = 1_000_000
+  const { base, app } = await gatewayFor(t, chat.url, { maxMessagesPerSecond: 5 }, () => clock)
+  const { socket } = await open(t, `${base}/ws`)
+  const close = closed(socket!)
+  for (let i = 0; i < 8; i++) socket!.send(Buffer.from(`m${i}`))
+  t.same(await close, { code: 1008, reason: 'too many messages' })
+  t.ok(await eventually(() => chat.closes.length === 1), 'the upstream side is closed too')
+  t.same(chat.closes, [1001], 'the upstream is told its client went away')
+  t.same(chat.received, [2, 2, 2, 2, 2], 'the frozen clock refilled nothing: 5 messages, whole')
+  t.ok(await eventually(() => app.tollgateProxy.upstreams()[0]!.websockets === 0), 'the tunnel is released')
+})
+
+t.test('maxMessagesPerSecond refills with the clock and counts a fragmented message once', async (t) => {
+  const chat = await wsUpstream(t)
+  let clock = 1_000_000
+  const { base } = await gatewayFor(t, chat.url, { maxMessagesPerSecond: 3 }, () => clock)
+  const { socket } = await open(t, `${base}/ws`)
+  // Three messages of four fragments each: 12 frames, 3 messages.
+  for (let i = 0; i < 3; i++) {
+    const got = new Promise<Buffer>((resolve) => socket!.once('message', resolve))
+    for (let f = 0; f < 4; f++) socket!.send(Buffer.from('ab'), { fin: f === 3 })
+    t.equal((await got).length, 8)
+  }
+  clock += 1000
+  for (let i = 0; i < 3; i++) t.equal(await echo(socket!, Buffer.from('again')), 5, 'a second later the bucket is full again')
+  const close = closed(socket!)
+  socket!.send('one too many')
+  t.equal((await close).code, 1008)
+  t.same(chat.received, [8, 8, 8, 5, 5, 5])
+})
+
+t.test('maxMessagesPerSecond: 0 turns the limit off', async (t) => {
+  const chat = await wsUpstream(t)
+  const { base } = await gatewayFor(t, chat.url, { maxMessagesPerSecond: 0 }, () => 0)
+  const { socket } = await open(t, `${base}/ws`)
+  const echoes = new Promise<void>((resolve) => {
+    let count = 0
+    socket!.on('message', () => { if (++count === 1500) resolve() })
+  })
+  // More than the default 1000 in one burst, on a clock that never moves.
+  for (let i = 0; i < 1500; i++) socket!.send('x')
+  await echoes
+  t.equal(chat.received.length, 1500)
+  t.equal(chat.closes.length, 0)
 })

@@ -280,6 +280,7 @@ export const manifestSchema = {
             properties: {
               idleTimeout: duration,
               maxMessageSize: size,
+              maxMessagesPerSecond: { type: 'integer', minimum: 0 },
               maxConnections: { type: 'integer', minimum: 1 }
             }
           }

@@ -83,8 +83,8 @@ export interface UpstreamSection {
   connectTimeout?: Duration
   retries?: number
   circuitBreaker?: { failures?: number, resetAfter?: Duration }
-  /** Limits of WebSocket tunnels to this upstream (defaults: idle `5m`, `1mb` messages, 10000 tunnels). */
-  websocket?: { idleTimeout?: Duration, maxMessageSize?: Size, maxConnections?: number }
+  /** Limits of WebSocket tunnels to this upstream (defaults: idle `5m`, `1mb` messages, 1000 client messages a second, 10000 tunnels). */
+  websocket?: { idleTimeout?: Duration, maxMessageSize?: Size, maxMessagesPerSecond?: number, maxConnections?: number }
 }
 
 export interface RouteSection {
