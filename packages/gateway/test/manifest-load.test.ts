@@ -192,3 +192,23 @@ t.test('the docs copy of the example manifest and contract match the shared cont
     t.equal(readFileSync(fileURLToPath(new URL(copy, import.meta.url)), 'utf8'), readFileSync(sharedPath, 'utf8'), `${copy} is up to date`)
   }
 })
+
+t.test('upstreams.<name>.websocket.maxMessagesPerSecond takes a non-negative integer', async (t) => {
+  const withRate = (value: string): string => `
+version: 1
+upstreams:
+  chat:
+    targets: [http://127.0.0.1:3003]
+    websocket: { maxMessagesPerSecond: ${value} }
+routes:
+  - prefix: /ws
+    upstream: chat
+    auth: false
+    websocket: true
+`
+  t.same(parseManifestText(withRate('50')).upstreams.chat?.websocket, { maxMessagesPerSecond: 50 })
+  t.same(parseManifestText(withRate('0')).upstreams.chat?.websocket, { maxMessagesPerSecond: 0 }, '0 turns it off')
+  for (const bad of ['-1', '2.5', '"fast"']) {
+    t.match(problemsOf(() => parseManifestText(withRate(bad))).join('\n'), /upstreams\.chat\.websocket\.maxMessagesPerSecond/, bad)
+  }
+})
