@@ -113,13 +113,18 @@ export class PendingCalls {
 
   /** Registers a call; it fails with `onTimeout()` if its last reply is not in within `timeoutMs`. */
   add (id: string, timeoutMs: number, onTimeout: () => Error, owner?: unknown): Promise<CallResult> {
-    return new Promise<CallResult>((resolve, reject) => {
+    const result = new Promise<CallResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#calls.delete(id)
         reject(onTimeout())
       }, timeoutMs)
       this.#calls.set(id, { resolve, reject, values: [], timer, owner })
     })
+    // A reply can settle the call before the caller awaits it (an error answered while the
+    // request is still being published): that is not an unhandled rejection. The caller
+    // still receives the rejection when it awaits `result`.
+    result.catch(() => {})
+    return result
   }
 
   /** Feeds one reply packet; returns false when no call waits for it. */
