@@ -1,27 +1,9 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { randomBytes, createHash } from 'node:crypto'
-import { Writable } from 'node:stream'
 import { request } from 'undici'
-import type { FastifyInstance } from 'fastify'
 import { createGateway, type Manifest } from '../src/index.js'
+import { startGateway } from './helpers/hostile.js'
 import { closedPort, echoUpstream, type EchoUpstream } from './helpers/upstream.js'
-
-interface Started { app: FastifyInstance, base: string, logs: Array<Record<string, unknown>> }
-
-async function start (t: Test, manifest: Manifest): Promise<Started> {
-  const logs: Array<Record<string, unknown>> = []
-  const logStream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
-      callback()
-    }
-  })
-  const app = await createGateway(manifest, { logStream })
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address() as { port: number }
-  return { app, base: `http://127.0.0.1:${address.port}`, logs }
-}
 
 function publicManifest (upstream: EchoUpstream, extra: Partial<Manifest> = {}): Manifest {
   return {
@@ -39,7 +21,7 @@ function publicManifest (upstream: EchoUpstream, extra: Partial<Manifest> = {}):
 t.test('proxies by prefix, rewriting it and keeping the query string byte for byte', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const response = await request(`${base}/api/echo/a/b?x=1&y=%2F&z=%20`)
   t.equal(response.statusCode, 200)
   const body = await response.body.json() as { url: string }
@@ -51,7 +33,7 @@ t.test('proxies by prefix, rewriting it and keeping the query string byte for by
 t.test('the upstream receives forwarding headers, a request id and a trace context', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
   const response = await request(`${base}/api/echo/h`, {
     headers: {
@@ -81,7 +63,7 @@ t.test('the upstream receives forwarding headers, a request id and a trace conte
 t.test('an insane request id is replaced by a new one', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const response = await request(`${base}/api/echo/x`, { headers: { 'x-request-id': 'a'.repeat(129) } })
   await response.body.dump()
   const id = response.headers['x-request-id'] as string
@@ -93,7 +75,7 @@ t.test('an insane request id is replaced by a new one', async (t) => {
 t.test('gateway errors are JSON of Fastify\'s shape, with the contract\'s headers', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
 
   const missing = await request(`${base}/nowhere`)
   t.equal(missing.statusCode, 404)
@@ -116,7 +98,7 @@ t.test('gateway errors are JSON of Fastify\'s shape, with the contract\'s header
 t.test('a body over bodyLimit gets 413 and never reaches the upstream; exactly bodyLimit passes', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const limit = 64 * 1024
   const tooBig = await request(`${base}/api/echo/upload`, { method: 'POST', body: Buffer.alloc(limit + 1), headers: { 'content-type': 'application/octet-stream' } })
   t.equal(tooBig.statusCode, 413)
@@ -131,7 +113,7 @@ t.test('a body over bodyLimit gets 413 and never reaches the upstream; exactly b
 t.test('security headers, CORS preflight and health endpoints', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const health = await request(`${base}/healthz`)
   t.equal(health.statusCode, 200)
   t.same(await health.body.json(), { status: 'ok' })
@@ -154,7 +136,7 @@ t.test('security headers, CORS preflight and health endpoints', async (t) => {
 
 t.test('readiness fails with the failing checks when an upstream has no healthy target', async (t) => {
   const port = await closedPort()
-  const { base } = await start(t, {
+  const { base } = await startGateway(t, {
     version: 1,
     upstreams: { gone: { targets: [`http://127.0.0.1:${port}`], healthCheck: { path: '/health', interval: '50ms', timeout: '50ms', unhealthyAfter: 1 } } },
     routes: [{ prefix: '/gone', upstream: 'gone', auth: false }]
@@ -179,7 +161,7 @@ t.test('readiness fails with the failing checks when an upstream has no healthy 
 t.test('the OpenAPI document lists the gateway\'s routes and no upstream address', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   const response = await request(`${base}/docs/json`)
   t.equal(response.statusCode, 200)
   const text = await response.body.text()
@@ -196,7 +178,7 @@ t.test('the OpenAPI document lists the gateway\'s routes and no upstream address
 t.test('metrics are exposed and count proxied requests by manifest prefix', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, publicManifest(upstream))
+  const { base } = await startGateway(t, publicManifest(upstream))
   for (let i = 0; i < 3; i++) await (await request(`${base}/api/echo/item-${i}`)).body.dump()
   const response = await request(`${base}/metrics`)
   t.equal(response.statusCode, 200)
@@ -209,7 +191,7 @@ t.test('metrics are exposed and count proxied requests by manifest prefix', asyn
 t.test('one info log line per request, with request id, route, method, status and duration', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base, logs } = await start(t, publicManifest(upstream))
+  const { base, logs } = await startGateway(t, publicManifest(upstream))
   await (await request(`${base}/api/echo/log-me`, { headers: { 'x-request-id': 'log-line-1', authorization: 'Bearer secret-token-value', cookie: 'session=secret-cookie-value' } })).body.dump()
   await new Promise((resolve) => setTimeout(resolve, 50))
   const lines = logs.filter((line) => line.reqId === 'log-line-1')
@@ -221,7 +203,7 @@ t.test('one info log line per request, with request id, route, method, status an
 
 t.test('a refused connection on every target is a 503 with Retry-After, not a crash', async (t) => {
   const port = await closedPort()
-  const { base } = await start(t, {
+  const { base } = await startGateway(t, {
     version: 1,
     upstreams: { gone: { targets: [`http://127.0.0.1:${port}`] } },
     routes: [{ prefix: '/gone', upstream: 'gone', auth: false }]
@@ -241,7 +223,7 @@ t.test('an invalid manifest object is refused before anything starts', async (t)
 t.test('a route\'s own rateLimit applies without a top-level rateLimit section', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
-  const { base } = await start(t, {
+  const { base } = await startGateway(t, {
     version: 1,
     upstreams: { echo: { targets: [upstream.url] } },
     routes: [{ prefix: '/limited', upstream: 'echo', auth: false, rateLimit: { max: 2, window: '1m' } }]
