@@ -1,8 +1,9 @@
-import { routeLabel, tollgateRuntime } from '@tollgate/common'
-import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
+import { LruCache, routeLabel, tollgateRuntime } from '@tollgate/common'
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onResponseHookHandler } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Decision } from './algorithms.js'
 import { RateLimitExceededError, StoreUnavailableError } from './errors.js'
+import { ipBucket } from './ip.js'
 import { bucketKey, rulePrefix } from './keys.js'
 import { resolveOptions, resolveRouteRule, type ResolvedRule, type TollgateRateLimitOptions } from './options.js'
 import { MemoryStore } from './store/memory.js'
@@ -221,6 +222,70 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     }
   }
 
+  /*
+   * Failed authentication counts too. A request refused with 401/403 before this limiter
+   * ran (auth's hook comes first) still costs its client IP one unit of a separate
+   * "failures" bucket of the route, of the route's size. Once a consume finds that bucket
+   * empty, this instance refuses the IP on the route with 429 *before* authentication,
+   * until the bucket refills: credential guessing is limited like any other traffic, and
+   * the check costs one local map lookup (no store call) per request.
+   */
+  const blockedUntil = new LruCache<string, number>(10_000)
+
+  function failureKey (prefix: string, label: string, request: FastifyRequest): string {
+    return `${prefix}${label}|f:${ipBucket(request.ip, ipv6Subnet)}`
+  }
+
+  function failedAuthHooks (rule: ResolvedRule): { guard: onRequestHookHandler, count: onResponseHookHandler } {
+    const prefix = rulePrefix(rule)
+    const { algorithm, windowMs, max } = rule
+    let label: string | undefined
+    const block = (key: string, decision: Decision): void => {
+      if (!decision.allowed) blockedUntil.set(key, clock() + Math.max(1000, decision.retryAfterMs))
+    }
+    return {
+      guard: function tollgateFailedAuthGuard (request, reply, done) {
+        label ??= routeLabel(request)
+        const key = failureKey(prefix, label, request)
+        const until = blockedUntil.get(key)
+        if (until === undefined) {
+          done()
+          return
+        }
+        const waitMs = until - clock()
+        if (waitMs <= 0) {
+          blockedUntil.delete(key)
+          done()
+          return
+        }
+        respond(request, reply, rule, { allowed: false, remaining: 0, resetMs: waitMs, retryAfterMs: waitMs }, done)
+      },
+      count: function tollgateCountFailedAuth (request, reply, done) {
+        const status = reply.statusCode
+        // Only refusals by authentication: the limiter had not run (auth's hook threw first).
+        if ((status !== 401 && status !== 403) || request.tollgateRateLimit !== null || max === 0) {
+          done()
+          return
+        }
+        label ??= routeLabel(request)
+        const key = failureKey(prefix, label, request)
+        if (memory !== null) {
+          block(key, memory.consume(algorithm, key, clock(), windowMs, max))
+        } else {
+          redis!.consume(algorithm, key, redisNow(), windowMs, max, (error, decision) => {
+            if (error !== null) {
+              events.emit('storeError', { store: 'redis' })
+              failures.failure(error, 'to answer')
+              return
+            }
+            block(key, decision!)
+          })
+        }
+        done()
+      }
+    }
+  }
+
   // Per-route settings are read when each route is added, so a bad `config.rateLimit` fails
   // registration (and `app.ready()`), never the first request. The hook is appended to the
   // route's onRequest list: plugins registered earlier (auth) run first.
@@ -229,10 +294,16 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     const rule = resolveRouteRule(routeOptions.config?.rateLimit, `${method} ${routeOptions.url}`, options)
     if (rule === null) return
     const hook = hookFor(rule)
+    const { guard, count } = failedAuthHooks(rule)
+    // The guard runs before authentication (first); the limiter after it (last).
     const existing = routeOptions.onRequest
-    if (Array.isArray(existing)) routeOptions.onRequest = [...existing, hook]
-    else if (typeof existing === 'function') routeOptions.onRequest = [existing, hook]
-    else routeOptions.onRequest = [hook]
+    if (Array.isArray(existing)) routeOptions.onRequest = [guard, ...existing, hook]
+    else if (typeof existing === 'function') routeOptions.onRequest = [guard, existing, hook]
+    else routeOptions.onRequest = [guard, hook]
+    const onResponse = routeOptions.onResponse
+    if (Array.isArray(onResponse)) routeOptions.onResponse = [...onResponse, count]
+    else if (typeof onResponse === 'function') routeOptions.onResponse = [onResponse, count]
+    else routeOptions.onResponse = [count]
   })
 }
 

@@ -164,7 +164,7 @@ t.test('by: user keys by the verified identity and falls back to the IP when ano
   t.same(await statuses(bare, '/me', 2, { 'x-test-user': 'alice' }), [200, 429])
 })
 
-t.test('the limiter runs after hooks of plugins registered before it: a request auth refuses is not counted', async (t) => {
+t.test('the limiter runs after auth; refusals by auth spend the IP\'s failures budget, then the IP is refused before auth', async (t) => {
   const order: string[] = []
   const gate = fp(async (app) => {
     app.addHook('onRoute', (route) => {
@@ -181,9 +181,29 @@ t.test('the limiter runs after hooks of plugins registered before it: a request 
   app.get('/x', async () => { order.push('handler'); return 'ok' })
   t.teardown(() => app.close())
   await app.ready()
-  t.same(await statuses(app, '/x', 3), [401, 401, 401])
-  t.same(await statuses(app, '/x', 2, { authorization: 'ok' }), [200, 429])
-  t.same(order, ['auth', 'auth', 'auth', 'auth', 'handler', 'auth'])
+  // max 1: one refusal is within budget, the next one exhausts it, and from then on the
+  // IP is answered 429 before auth runs, whatever it sends.
+  t.same(await statuses(app, '/x', 3), [401, 401, 429])
+  t.same(await statuses(app, '/x', 1, { authorization: 'ok' }), [429])
+  t.same(order, ['auth', 'auth'], 'auth never ran for the refused requests')
+})
+
+t.test('requests auth accepts use the limiter\'s own bucket, not the failures budget', async (t) => {
+  const gate = fp(async (app) => {
+    app.addHook('onRoute', (route) => {
+      route.onRequest = [async (request: FastifyRequest): Promise<void> => {
+        if (request.headers.authorization !== 'ok') throw Object.assign(new Error('no'), { statusCode: 401 })
+      }]
+    })
+  })
+  const app = Fastify()
+  await app.register(gate)
+  await app.register(tollgateRateLimit, { default: { max: 2, window: '1m' } })
+  app.get('/x', async () => 'ok')
+  t.teardown(() => app.close())
+  await app.ready()
+  t.same(await statuses(app, '/x', 3, { authorization: 'ok' }), [200, 200, 429])
+  t.same(await statuses(app, '/x', 1), [401], 'a failure still reaches auth: the failures budget is separate')
 })
 
 t.test('by: apiKey and header:<name> key by the value, falling back to the IP', async (t) => {
