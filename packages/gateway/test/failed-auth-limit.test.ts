@@ -1,6 +1,6 @@
 // Issue 3: failed authentication counts toward the client IP's rate limit, so
 // guessing credentials on a protected route is limited like any other traffic.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createSigner } from 'fast-jwt'
 import { request as httpRequest } from 'node:http'
 import { request } from 'undici'
@@ -8,17 +8,23 @@ import { startGateway } from './helpers/hostile.js'
 import { echoUpstream } from './helpers/upstream.js'
 
 const SECRET = 'a-test-secret-that-is-long-enough-32+'
+const sign = createSigner({ key: SECRET, algorithm: 'HS256' })
 
-t.test('401s from one IP exhaust its budget on the route: then 429 before authentication', async (t) => {
+/** A gateway with one JWT-protected route limited to `max` a minute per user, in front of a recording upstream. */
+async function limitedGateway (t: Test, max: number) {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
   const { base } = await startGateway(t, {
     version: 1,
     auth: { jwt: { secret: SECRET, algorithms: ['HS256'] } },
     upstreams: { echo: { targets: [upstream.url] } },
-    routes: [{ prefix: '/api', upstream: 'echo', rateLimit: { max: 3, window: '1m', by: 'user' } }]
+    routes: [{ prefix: '/api', upstream: 'echo', rateLimit: { max, window: '1m', by: 'user' } }]
   })
-  const sign = createSigner({ key: SECRET, algorithm: 'HS256' })
+  return { base, upstream }
+}
+
+t.test('401s from one IP exhaust its budget on the route: then 429 before authentication', async (t) => {
+  const { base, upstream } = await limitedGateway(t, 3)
   const good = sign({ sub: 'user-1', exp: Math.floor(Date.now() / 1000) + 300 })
 
   const statuses: number[] = []
@@ -49,15 +55,7 @@ t.test('401s from one IP exhaust its budget on the route: then 429 before authen
 })
 
 t.test('successful requests do not fill the failures bucket', async (t) => {
-  const upstream = await echoUpstream()
-  t.teardown(upstream.close)
-  const { base } = await startGateway(t, {
-    version: 1,
-    auth: { jwt: { secret: SECRET, algorithms: ['HS256'] } },
-    upstreams: { echo: { targets: [upstream.url] } },
-    routes: [{ prefix: '/api', upstream: 'echo', rateLimit: { max: 2, window: '1m', by: 'user' } }]
-  })
-  const sign = createSigner({ key: SECRET, algorithm: 'HS256' })
+  const { base } = await limitedGateway(t, 2)
   const now = Math.floor(Date.now() / 1000)
   const statuses: number[] = []
   // Two users from one IP, two requests each: each user has their own budget of 2.
