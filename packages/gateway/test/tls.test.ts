@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import selfsigned from 'selfsigned'
 import { Agent, request } from 'undici'
-import { createGateway, loadManifest } from '../src/index.js'
+import { loadManifest } from '../src/index.js'
+import { startGateway } from './helpers/hostile.js'
 import { echoUpstream, waitFor } from './helpers/upstream.js'
 
 t.test('server.tls terminates HTTPS, and redirectHttpPort answers 308 to the https URL', async (t) => {
@@ -29,16 +29,7 @@ upstreams:
 routes:
   - { prefix: /api, upstream: echo, auth: false }
 `)
-  const logs: Array<Record<string, unknown>> = []
-  const logStream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logs.push(JSON.parse(line) as Record<string, unknown>)
-      callback()
-    }
-  })
-  const app = await createGateway(await loadManifest(file), { logStream })
-  t.teardown(() => app.close())
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  const { app, logs } = await startGateway(t, await loadManifest(file))
   const httpsPort = (app.server.address() as { port: number }).port
 
   const agent = new Agent({ connect: { ca: pems.cert } })
