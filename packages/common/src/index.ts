@@ -17,3 +17,13 @@ export {
   type ReadinessResult
 } from './runtime.js'
 export type { TollgateIdentity, AuthMethod } from './identity.js'
+export {
+  compileRequestSchemas,
+  describeErrors,
+  requestProblems,
+  REQUEST_PARTS,
+  type RequestPart,
+  type RequestSchemas,
+  type RequestValidator,
+  type RequestValidators
+} from './schema.js'

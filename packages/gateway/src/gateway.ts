@@ -306,7 +306,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
 
   // Routes with patterns are answered by NestJS microservices; like the proxy, registered
   // after auth and rate limits so that their onRoute hooks apply.
-  await registerMicroservices(app, manifest, (route) => ({
+  await registerMicroservices(app, manifest, baseDir, (route) => ({
     auth: authRouteConfig(route),
     ...(route.rateLimit === undefined ? {} : { rateLimit: route.rateLimit })
   }))

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify'
 import tollgateMicroservices, { resolveOptions, type MicroserviceRouteOptions, type MicroserviceUpstreamOptions, type PatternOptions } from '@tollgate/microservices'
-import type { Manifest, PatternSection, RouteSection, UpstreamSection } from './manifest/types.js'
+import { loadSchema } from './manifest/contracts.js'
+import type { OperationContract } from './openapi.js'
+import type { Manifest, PatternSection, RouteSection, SchemaSource, UpstreamSection } from './manifest/types.js'
 
 /** Transports reaching NestJS microservices; `http` (the default) is the proxy's. */
 export const MESSAGE_TRANSPORTS = ['nest-tcp', 'nest-redis', 'nest-nats'] as const
@@ -8,7 +10,7 @@ export const MESSAGE_TRANSPORTS = ['nest-tcp', 'nest-redis', 'nest-nats'] as con
 /** Upstream keys that only mean something to the HTTP proxy. */
 const HTTP_ONLY_UPSTREAM_KEYS = ['balance', 'healthCheck', 'retries', 'circuitBreaker'] as const
 /** Route keys the microservices plugin does not honour: refused rather than silently ignored. */
-const HTTP_ONLY_ROUTE_KEYS = ['rewritePrefix', 'websocket', 'stripCredentials', 'path', 'rewrite', 'validate', 'response', 'responseBufferLimit', 'requestHeaders', 'responseHeaders'] as const
+const HTTP_ONLY_ROUTE_KEYS = ['rewritePrefix', 'websocket', 'stripCredentials', 'path', 'rewrite', 'responseBufferLimit', 'requestHeaders', 'responseHeaders'] as const
 
 export function transportOf (upstream: UpstreamSection | undefined): string {
   return upstream?.transport ?? 'http'
@@ -32,12 +34,32 @@ function pluginUpstream (upstream: UpstreamSection): MicroserviceUpstreamOptions
   }
 }
 
-function pluginRoute (route: RouteSection, config: Record<string, unknown>): MicroserviceRouteOptions {
+function loadSchemas (sources: Record<string, SchemaSource | undefined>, at: string, baseDir: string, problems: string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(sources).map(([key, source]) => [key, source === undefined ? undefined : loadSchema(source, baseDir, `${at}.${key}`, problems)]))
+}
+
+/**
+ * A manifest pattern as the plugin takes it, with its contract: the pattern's own
+ * `validate` and `response`, else the route's (`validate` of the pattern's method;
+ * `response` for message patterns only, an event's 202 having no body). `$file`
+ * schemas are read relative to the manifest; problems are pushed as `path: message`.
+ */
+function pluginPattern (route: RouteSection, pattern: PatternSection, at: string, baseDir: string, problems: string[]): PatternOptions {
+  const { validate, response, ...rest } = pattern
+  const out: Record<string, unknown> = { ...rest }
+  if (validate !== undefined) out.validate = loadSchemas(validate, `${at}.validate`, baseDir, problems)
+  else if (route.validate?.[pattern.method] !== undefined) out.validate = loadSchemas(route.validate[pattern.method]!, `${at.replace(/\.patterns\[\d+\]$/, '')}.validate.${pattern.method}`, baseDir, problems)
+  if (response !== undefined) out.response = loadSchemas(response, `${at}.response`, baseDir, problems)
+  else if (route.response !== undefined && pattern.event === undefined) out.response = loadSchemas(route.response, `${at.replace(/\.patterns\[\d+\]$/, '')}.response`, baseDir, problems)
+  return out as unknown as PatternOptions
+}
+
+function pluginRoute (route: RouteSection, at: string, config: Record<string, unknown>, baseDir: string, problems: string[]): MicroserviceRouteOptions {
   return {
     prefix: route.prefix,
     upstream: route.upstream,
     ...(route.methods === undefined ? {} : { methods: route.methods }),
-    patterns: route.patterns!.map((pattern) => ({ ...pattern }) as PatternOptions),
+    patterns: route.patterns!.map((pattern, j) => pluginPattern(route, pattern, `${at}.patterns[${j}]`, baseDir, problems)),
     config
   }
 }
@@ -51,7 +73,7 @@ function pluginMessage (error: unknown): string {
  * scheme, no HTTP-only keys, a route with `patterns` on a message upstream and the
  * other way round, and every pattern as the plugin would check it.
  */
-export function microserviceProblems (manifest: Manifest): string[] {
+export function microserviceProblems (manifest: Manifest, baseDir: string): string[] {
   const problems: string[] = []
   for (const [name, upstream] of Object.entries(manifest.upstreams)) {
     const transport = transportOf(upstream)
@@ -84,8 +106,12 @@ export function microserviceProblems (manifest: Manifest): string[] {
     for (const key of HTTP_ONLY_ROUTE_KEYS) {
       if ((route as unknown as Record<string, unknown>)[key] !== undefined) problems.push(`${at}.${key}: not supported on a route with patterns`)
     }
+    const found: string[] = []
+    const options = pluginRoute(route, at, {}, baseDir, found)
+    problems.push(...found)
+    if (found.length > 0) return
     try {
-      resolveOptions({ upstreams: { [route.upstream]: pluginUpstream(upstream) }, routes: [pluginRoute(route, {})] })
+      resolveOptions({ upstreams: { [route.upstream]: pluginUpstream(upstream) }, routes: [options] })
     } catch (error) {
       const message = pluginMessage(error)
       // The plugin names this route routes[0]; the manifest knows it as routes[i].
@@ -99,13 +125,14 @@ export function microserviceProblems (manifest: Manifest): string[] {
  * Registers @tollgate/microservices for the routes with patterns, after auth and rate
  * limits (their onRoute hooks then apply to these routes as to proxied ones).
  */
-export async function registerMicroservices (app: FastifyInstance, manifest: Manifest, configFor: (route: RouteSection) => Record<string, unknown>): Promise<void> {
-  const routes = manifest.routes.filter((route) => route.patterns !== undefined)
+export async function registerMicroservices (app: FastifyInstance, manifest: Manifest, baseDir: string, configFor: (route: RouteSection) => Record<string, unknown>): Promise<void> {
+  const routes = manifest.routes.flatMap((route, i) => route.patterns === undefined ? [] : [{ route, at: `routes[${i}]` }])
   if (routes.length === 0) return
   const upstreams = Object.fromEntries(Object.entries(manifest.upstreams)
     .filter(([, upstream]) => transportOf(upstream) !== 'http')
     .map(([name, upstream]) => [name, pluginUpstream(upstream)]))
-  await app.register(tollgateMicroservices, { upstreams, routes: routes.map((route) => pluginRoute(route, configFor(route))) })
+  // Schema files were checked by manifestProblems, before this.
+  await app.register(tollgateMicroservices, { upstreams, routes: routes.map(({ route, at }) => pluginRoute(route, at, configFor(route), baseDir, [])) })
 }
 
 /** `/:id/roles` as OpenAPI's `/{id}/roles`. */
@@ -125,13 +152,19 @@ const errorResponse = { $ref: '#/components/responses/Error' }
  * Adds the operations of routes with patterns to an OpenAPI `paths` object: one per
  * mapped method and path, in place of the prefix-wide entries made for proxied routes.
  */
-export function addPatternPaths (paths: Record<string, Record<string, unknown>>, manifest: Manifest, security: (route: RouteSection) => unknown): void {
-  for (const route of manifest.routes) {
+export function addPatternPaths (
+  paths: Record<string, Record<string, unknown>>,
+  manifest: Manifest,
+  security: (route: RouteSection) => unknown,
+  baseDir: string,
+  addContract: (op: Record<string, unknown>, contract: OperationContract, method: string) => void
+): void {
+  for (const [i, route] of manifest.routes.entries()) {
     if (route.patterns === undefined) continue
     delete paths[route.prefix]
     delete paths[`${route.prefix}/{path}`]
     const limit = route.rateLimit === false ? undefined : route.rateLimit ?? manifest.rateLimit?.default
-    for (const pattern of route.patterns) {
+    for (const [j, pattern] of route.patterns.entries()) {
       const path = openApiPath(route.prefix, pattern.path)
       const method = pattern.method.toLowerCase()
       const event = pattern.event !== undefined
@@ -162,6 +195,8 @@ export function addPatternPaths (paths: Record<string, Record<string, unknown>>,
       if (['post', 'put', 'patch'].includes(method) && (pattern.data === undefined || pattern.data === 'body' || pattern.data === 'envelope')) {
         op.requestBody = { required: false, content: { 'application/json': { schema: {} } } }
       }
+      const { validate, response } = pluginPattern(route, pattern, `routes[${i}].patterns[${j}]`, baseDir, [])
+      addContract(op, { ...(validate === undefined ? {} : { validate: { [pattern.method]: { ...validate } } }), ...(response === undefined ? {} : { response }) }, method)
       paths[path] = { ...(paths[path] ?? {}), [method]: op }
     }
   }

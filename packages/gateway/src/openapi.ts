@@ -3,7 +3,8 @@ import { addPatternPaths } from './microservices.js'
 import { contractOptions } from './manifest/contracts.js'
 
 type Schema = Record<string, unknown>
-interface Contract { validate?: Record<string, Record<string, Schema | undefined>>, response?: Record<string, Schema | undefined> }
+/** An operation's request and response schemas (issue 11), per method and per status. */
+export interface OperationContract { validate?: Record<string, Record<string, Schema | undefined>>, response?: Record<string, Schema | undefined> }
 
 /** Parameters (`in: path | query | header`) from an object schema's properties. */
 function parametersOf (schema: Schema | undefined, where: 'path' | 'query' | 'header'): Array<Record<string, unknown>> {
@@ -19,7 +20,7 @@ function parametersOf (schema: Schema | undefined, where: 'path' | 'query' | 'he
 }
 
 /** Adds a route's validation and response schemas (issue 11) to one operation. */
-function addContract (op: Record<string, unknown>, contract: Contract, method: string): void {
+function addContract (op: Record<string, unknown>, contract: OperationContract, method: string): void {
   const rules = contract.validate?.[method.toUpperCase()] ?? (method === 'head' ? contract.validate?.GET : undefined)
   if (rules !== undefined) {
     const parameters = [
@@ -55,7 +56,7 @@ function security (manifest: Manifest, route: RouteSection): Array<Record<string
   return methods.map((method) => ({ [method === 'forward' ? 'forwardAuth' : method === 'jwt' ? 'bearerAuth' : 'apiKeyAuth']: [] }))
 }
 
-function operation (manifest: Manifest, route: RouteSection, method: string, withPath: boolean, contract: Contract = {}): Record<string, unknown> {
+function operation (manifest: Manifest, route: RouteSection, method: string, withPath: boolean, contract: OperationContract = {}): Record<string, unknown> {
   const limit = route.rateLimit === false ? undefined : route.rateLimit ?? manifest.rateLimit?.default
   const notes = [
     `Proxied to upstream \`${route.upstream}\`${route.rewritePrefix === undefined ? ' with the prefix removed' : ` at \`${route.rewritePrefix === '' ? '/' : route.rewritePrefix}\``}.`,
@@ -97,7 +98,7 @@ export function openApiDocument (manifest: Manifest, version: string, baseDir = 
   const paths: Record<string, Record<string, unknown>> = {}
   manifest.routes.forEach((route, i) => {
     const methods = (route.methods ?? ALL_METHODS.filter((m) => m !== 'HEAD')).filter((m) => m !== 'HEAD').map((m) => m.toLowerCase())
-    const contract = contractOptions(route, `routes[${i}]`, baseDir, []) as Contract
+    const contract = contractOptions(route, `routes[${i}]`, baseDir, []) as OperationContract
     const forms: ReadonlyArray<readonly [string, boolean]> = route.path === undefined
       ? [[route.prefix, false], [`${route.prefix}/{path}`, true]]
       : [[`${route.prefix}${route.path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}')}`, false]]
@@ -105,7 +106,7 @@ export function openApiDocument (manifest: Manifest, version: string, baseDir = 
       paths[path] = Object.fromEntries(methods.map((method) => [method, operation(manifest, route, method, withPath, contract)]))
     }
   })
-  addPatternPaths(paths, manifest, (route) => security(manifest, route))
+  addPatternPaths(paths, manifest, (route) => security(manifest, route), baseDir, addContract)
   const securitySchemes: Record<string, unknown> = {}
   if (manifest.auth?.jwt !== undefined) securitySchemes.bearerAuth = { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' }
   if (manifest.auth?.apiKeys !== undefined) securitySchemes.apiKeyAuth = { type: 'apiKey', in: 'header', name: manifest.auth.apiKeys.header ?? 'x-api-key' }

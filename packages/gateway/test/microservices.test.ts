@@ -131,3 +131,60 @@ t.test('transports and patterns are validated with path: message', async (t) => 
     'routes[3].patterns[0]: set exactly one of pattern and event'
   ])
 })
+
+t.test('a route with patterns validates requests and shapes replies from the manifest, $file schemas included', async (t) => {
+  const { port, ns } = await nestTcpService(t)
+  const dir = t.testdir({ 'user.json': JSON.stringify({ type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } }) })
+  const manifest = manifestFor(port, ns)
+  const route = manifest.routes[0]!
+  // The route's validate applies to each pattern of its method; a pattern's own wins.
+  route.validate = { PUT: { body: { type: 'object', required: ['a'], properties: { a: { type: 'integer' } } } } }
+  route.response = { 200: { type: 'object', properties: { body: { type: 'object', properties: { a: { type: 'integer' } } } } } }
+  route.patterns![0] = { method: 'GET', path: '/:id', pattern: `${ns}get_user`, validate: { params: { type: 'object', properties: { id: { type: 'integer' } } } }, response: { 200: { $file: 'user.json' } } }
+  route.rateLimit = false
+  // As loadManifest leaves it: $file paths resolve against the manifest's directory.
+  Object.defineProperty(manifest, 'baseDir', { value: dir, enumerable: false })
+  const app = await createGateway(manifest, { logLevel: 'silent' })
+  t.teardown(async () => { await app.close() })
+  const headers = { 'x-api-key': API_KEY }
+
+  const user = await app.inject({ url: '/api/users/7?secret=1', headers })
+  t.equal(user.statusCode, 200)
+  t.same(user.json(), { id: '7', name: 'user 7' }, 'only the fields of user.json')
+  const bad = await app.inject({ url: '/api/users/seven', headers })
+  t.equal(bad.statusCode, 400)
+  t.same(bad.json(), { statusCode: 400, error: 'Bad Request', message: 'params.id: must be integer', requestId: bad.headers['x-request-id'] })
+  t.equal((await app.inject({ url: '/api/users/seven' })).statusCode, 401, 'authentication comes before validation')
+
+  const put = await app.inject({ method: 'PUT', url: '/api/users/8', headers, payload: { a: 1, extra: 'x' } })
+  t.equal(put.statusCode, 200)
+  t.same(put.json(), { body: { a: 1 } }, 'the route\'s response schema: identity, params and the extra field are dropped')
+  const badPut = await app.inject({ method: 'PUT', url: '/api/users/8', headers, payload: { a: 'one' } })
+  t.equal(badPut.statusCode, 400)
+  t.equal(badPut.json().message, 'body.a: must be integer')
+
+  const docs = (await app.inject({ url: '/docs/json' })).json()
+  const get = docs.paths['/api/users/{id}'].get
+  t.same(get.parameters, [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }])
+  t.same(get.responses['200'].content['application/json'].schema, { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' } } })
+  t.same(docs.paths['/api/users/{id}'].put.requestBody.content['application/json'].schema, route.validate.PUT!.body)
+  t.notOk(docs.paths['/api/users'].post.responses['200'], 'an event\'s 202 is not given the route\'s response schema')
+})
+
+t.test('contract problems on routes with patterns are reported with their manifest path', async (t) => {
+  const manifest = manifestFor(3999, 'x.')
+  const route = manifest.routes[0]!
+  route.patterns![0] = { method: 'GET', path: '/:id', pattern: 'x.get_user', validate: { params: { type: 'objekt' } } }
+  route.patterns![1] = { method: 'POST', path: '/', event: 'x.user_created', response: { 200: { type: 'object' } } }
+  route.patterns![2] = { method: 'PUT', path: '/:id', pattern: 'x.echo', response: { 200: { $file: 'missing.json' } } }
+  const problems = manifestProblems(manifest, t.testdir({}))
+  t.match(problems, [
+    /^routes\[0\]\.patterns\[2\]\.response\.200\.\$file: cannot read missing\.json/
+  ])
+  route.patterns![2] = { method: 'PUT', path: '/:id', pattern: 'x.echo', response: { 201: { type: 'object' } } }
+  t.match(manifestProblems(manifest), [/^routes\[0\]\.patterns\[0\]\.validate\.params: invalid JSON Schema/])
+  route.patterns![0] = { method: 'GET', path: '/:id', pattern: 'x.get_user' }
+  t.same(manifestProblems(manifest), ['routes[0].patterns[1].response: an event is answered 202 with no body; only a pattern\'s reply can be shaped'])
+  route.patterns![1] = { method: 'POST', path: '/', event: 'x.user_created' }
+  t.same(manifestProblems(manifest), ['routes[0].patterns[2].response: must hold exactly one schema, under 200 (or 2xx): a reply is answered 200'])
+})

@@ -35,3 +35,6 @@ export const BadGatewayError = createError('TOLLGATE_MICROSERVICES_BAD_GATEWAY',
  * The status on an instance is that of the reply (400 is only the default).
  */
 export const RejectedError = createError('TOLLGATE_MICROSERVICES_REJECTED', '%s', 400)
+
+/** The request does not satisfy the pattern's `validate` schemas; the message lists every problem as `path: message`. */
+export const RequestValidationError = createError('TOLLGATE_MICROSERVICES_INVALID_REQUEST', '%s', 400)

@@ -1,4 +1,5 @@
-import { parseDuration, type Duration } from '@tollgate/common'
+import build from 'fast-json-stringify'
+import { compileRequestSchemas, parseDuration, type Duration, type RequestSchemas, type RequestValidators } from '@tollgate/common'
 import type { FastifyContextConfig } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { patternRoute, type Pattern } from './protocol.js'
@@ -45,6 +46,18 @@ export interface PatternOptions {
   array?: boolean
   /** Shown in the OpenAPI document. */
   description?: string
+  /**
+   * JSON Schemas the request must satisfy before anything is sent: `body`, `querystring`,
+   * `params`, `headers`. Invalid requests get 400 listing every problem as `path: message`.
+   * Strings are coerced for the check only; `data` carries what the client sent.
+   */
+  validate?: RequestSchemas
+  /**
+   * The public shape of the reply, as `{ 200: schema }` (or `2xx`): it is serialised with
+   * fast-json-stringify, so only the properties the schema lists reach the client.
+   * Only for `pattern` (an event's 202 has no body).
+   */
+  response?: Record<string, Record<string, unknown>>
 }
 
 /** A route prefix whose paths are answered by a microservice. */
@@ -83,6 +96,10 @@ export interface ResolvedPattern {
   readonly data: DataSource
   readonly array: boolean
   readonly description: string | undefined
+  /** Compiled `validate`, or `null`. */
+  readonly validators: RequestValidators | null
+  /** Compiled `response`, or `null` (the reply is sent as the service gave it). */
+  readonly serialize: ((value: unknown) => string) | null
 }
 
 export interface ResolvedRoute {
@@ -103,7 +120,7 @@ const DATA_SOURCES: readonly DataSource[] = ['body', 'params', 'query', 'envelop
 const TOP_KEYS = new Set(['upstreams', 'routes'])
 const UPSTREAM_KEYS = new Set(['transport', 'targets', 'timeout', 'connectTimeout'])
 const ROUTE_KEYS = new Set(['prefix', 'upstream', 'methods', 'patterns', 'config'])
-const PATTERN_KEYS = new Set(['method', 'path', 'pattern', 'event', 'data', 'array', 'description'])
+const PATTERN_KEYS = new Set(['method', 'path', 'pattern', 'event', 'data', 'array', 'description', 'validate', 'response'])
 const SCHEMES: Record<Transport, readonly string[]> = { 'nest-tcp': ['tcp:'], 'nest-redis': ['redis:', 'rediss:'], 'nest-nats': ['nats:', 'tls:'] }
 const PREFIX = /^(\/[A-Za-z0-9._~!$&'()*+,=:@-]+)*$/
 const PATH = /^\/([A-Za-z0-9._~!$&'()*+,=@-]+|:[A-Za-z_][A-Za-z0-9_]*)?(\/([A-Za-z0-9._~!$&'()*+,=@-]+|:[A-Za-z_][A-Za-z0-9_]*))*$/
@@ -190,6 +207,25 @@ function resolveUpstream (name: string, value: unknown): ResolvedUpstream {
   })
 }
 
+/**
+ * Compiles a pattern's `response` with fast-json-stringify (the serializer Fastify uses for
+ * its own response schemas): it writes exactly the properties the schema lists, so fields
+ * of the service's internal model never reach the client.
+ */
+function responseSerializer (value: unknown, kind: 'pattern' | 'event', at: string): (value: unknown) => string {
+  if (kind === 'event') fail(at, 'an event is answered 202 with no body; only a pattern\'s reply can be shaped')
+  if (!isObject(value)) fail(at, 'must be an object with one schema under 200 (or 2xx)')
+  const statuses = Object.keys(value)
+  if (statuses.length !== 1 || (statuses[0] !== '200' && statuses[0] !== '2xx')) fail(at, 'must hold exactly one schema, under 200 (or 2xx): a reply is answered 200')
+  const schema = value[statuses[0]!]
+  if (!isObject(schema)) fail(`${at}.${statuses[0]!}`, 'must be a JSON Schema object')
+  try {
+    return build(schema as never) as (value: unknown) => string
+  } catch (error) {
+    fail(`${at}.${statuses[0]!}`, `invalid response schema (${(error as Error).message})`)
+  }
+}
+
 function resolvePattern (value: unknown, prefix: string, methods: ReadonlySet<string> | null, at: string): ResolvedPattern {
   if (!isObject(value)) fail(at, 'must be an object')
   checkKeys(value, PATTERN_KEYS, at)
@@ -207,6 +243,8 @@ function resolvePattern (value: unknown, prefix: string, methods: ReadonlySet<st
   if (!DATA_SOURCES.includes(data as DataSource)) fail(`${at}.data`, `must be one of ${DATA_SOURCES.join(', ')}`)
   if (value.array !== undefined && typeof value.array !== 'boolean') fail(`${at}.array`, 'must be a boolean')
   if (value.description !== undefined && typeof value.description !== 'string') fail(`${at}.description`, 'must be a string')
+  const validators = value.validate === undefined ? null : compileRequestSchemas(value.validate, method, `${at}.validate`, InvalidOptionError)
+  const serialize = value.response === undefined ? null : responseSerializer(value.response, kind, `${at}.response`)
   return Object.freeze({
     method,
     url: path === '/' ? (prefix === '' ? '/' : prefix) : `${prefix}${path}`,
@@ -214,7 +252,9 @@ function resolvePattern (value: unknown, prefix: string, methods: ReadonlySet<st
     route: patternRoute(value[kind]),
     data: data as DataSource,
     array: value.array === true,
-    description: value.description as string | undefined
+    description: value.description as string | undefined,
+    validators,
+    serialize
   })
 }
 

@@ -1,7 +1,7 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteHandlerMethod } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preValidationHookHandler, RouteHandlerMethod } from 'fastify'
 import fp from 'fastify-plugin'
-import { pathProblem, tollgateRuntime, type TollgateEvents } from '@tollgate/common'
-import { BadGatewayError, BadPathError, MethodNotAllowedError, NoResponderError } from './errors.js'
+import { pathProblem, requestProblems, tollgateRuntime, type RequestValidators, type TollgateEvents } from '@tollgate/common'
+import { BadGatewayError, BadPathError, MethodNotAllowedError, NoResponderError, RequestValidationError } from './errors.js'
 import { METHODS, resolveOptions, type MicroservicesOptions, type ResolvedOptions, type ResolvedPattern, type ResolvedUpstream } from './options.js'
 import { NatsClient } from './transport/nats.js'
 import { RedisClient } from './transport/redis.js'
@@ -50,6 +50,7 @@ function dataFor (pattern: ResolvedPattern, request: FastifyRequest): unknown {
 function handlerFor (pattern: ResolvedPattern, upstream: ResolvedUpstream, client: TransportClient, events: TollgateEvents): RouteHandlerMethod {
   const name = upstream.name
   const timeout = upstream.timeout
+  const serialize = pattern.serialize
   const observe = (target: string | undefined, status: number, started: number): void => {
     if (target === undefined || !events.hasListeners('upstreamResponse')) return
     events.emit('upstreamResponse', { upstream: name, target, status, seconds: (performance.now() - started) / 1000 })
@@ -96,7 +97,26 @@ function handlerFor (pattern: ResolvedPattern, upstream: ResolvedUpstream, clien
     }
     observe(result.target, 200, started)
     const body = pattern.array || values.length > 1 ? values : values[0]
-    return await reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(body))
+    const json = serialize === null ? JSON.stringify(body) : serialize(body)
+    return await reply.code(200).type('application/json; charset=utf-8').send(json)
+  }
+}
+
+/**
+ * The `preValidation` hook of a pattern with `validate`: after auth and rate limits, before
+ * anything is sent, every part with a schema is checked and the request is refused with
+ * 400 listing every problem.
+ */
+function validationHook (validators: RequestValidators): preValidationHookHandler {
+  return function tollgateMicroservicesValidate (request, _reply, done) {
+    const problems = requestProblems(validators, request, request.body)
+    if (problems.length === 0) {
+      done()
+      return
+    }
+    const error = new RequestValidationError(problems.join('; '))
+    ;(error as Error & { problems?: string[] }).problems = problems
+    done(error)
   }
 }
 
@@ -160,7 +180,14 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
         tollgate: { route: label, upstream: route.upstream },
         tollgateMicroservices: { upstream: route.upstream, transport: upstream.transport, kind: pattern.kind, pattern: pattern.route }
       }
-      fastify.route({ method: pattern.method, url: pattern.url, config, onRequest: guards.get(pattern.url)!, handler: handlerFor(pattern, upstream, client, events) })
+      fastify.route({
+        method: pattern.method,
+        url: pattern.url,
+        config,
+        onRequest: guards.get(pattern.url)!,
+        ...(pattern.validators === null ? {} : { preValidation: validationHook(pattern.validators) }),
+        handler: handlerFor(pattern, upstream, client, events)
+      })
     }
     for (const url of new Set(route.patterns.map((pattern) => pattern.url))) {
       if (configured.has(url)) continue

@@ -19,7 +19,8 @@ export {
   type ResolvedTarget
 } from './options.js'
 export type { TollgateProxyApi, TargetSnapshot } from './plugin.js'
-export type { ValidateOptions, RequestSchemas, RequestPart } from './validation.js'
+export type { ValidateOptions, RequestSchemas } from './validation.js'
+export type { RequestPart } from '@tollgate/common'
 export type { ResponseSchemas } from './shaping.js'
 export { PROTECTED_HEADERS, type HeaderRulesOptions } from './header-rules.js'
 

@@ -14,7 +14,7 @@ function isObject (value: unknown): value is Record<string, unknown> {
  * A schema given inline, or `{ $file: ./schemas/x.json }` read (relative to the
  * manifest) and parsed as JSON. Problems are pushed as `path: message`.
  */
-function loadSchema (source: SchemaSource, baseDir: string, path: string, problems: string[]): Record<string, unknown> | undefined {
+export function loadSchema (source: SchemaSource, baseDir: string, path: string, problems: string[]): Record<string, unknown> | undefined {
   if (!isObject(source) || !('$file' in source)) return source as Record<string, unknown>
   const file = source.$file
   if (typeof file !== 'string' || Object.keys(source).length !== 1) {
@@ -76,7 +76,8 @@ export function contractProblems (manifest: Manifest, baseDir: string): string[]
   const problems: string[] = []
   const protectedHeaders = protectedHeaderNames(manifest)
   manifest.routes.forEach((route, i) => {
-    if (!CONTRACT_KEYS.some((key) => route[key] !== undefined)) return
+    // A route with patterns has its validate and response checked by microserviceProblems.
+    if (route.patterns !== undefined || !CONTRACT_KEYS.some((key) => route[key] !== undefined)) return
     const at = `routes[${i}]`
     const found: string[] = []
     const options = contractOptions(route, at, baseDir, found)

@@ -86,7 +86,18 @@ const messagePattern = {
     event: messagePatternValue,
     data: { enum: ['body', 'params', 'query', 'envelope'] },
     array: { type: 'boolean' },
-    description: { type: 'string' }
+    description: { type: 'string' },
+    validate: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { body: jsonSchema, querystring: jsonSchema, params: jsonSchema, headers: jsonSchema }
+    },
+    response: {
+      type: 'object',
+      minProperties: 1,
+      propertyNames: { pattern: '^2(\\d\\d|xx)$' },
+      additionalProperties: jsonSchema
+    }
   }
 } as const
 

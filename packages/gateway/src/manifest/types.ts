@@ -137,6 +137,10 @@ export interface PatternSection {
   data?: 'body' | 'params' | 'query' | 'envelope'
   array?: boolean
   description?: string
+  /** JSON Schemas of this method's `body`, `querystring`, `params`, `headers` (over the route's `validate` for the method). */
+  validate?: Partial<Record<'body' | 'querystring' | 'params' | 'headers', SchemaSource>>
+  /** `{ 200: schema }` (or `2xx`): the reply's public shape (over the route's `response`). */
+  response?: Record<string, SchemaSource>
 }
 
 /** A validated manifest, with `${VAR}` references already substituted. */

@@ -151,7 +151,7 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
       checkTargetUrl(typeof target === 'string' ? target : target.url, `upstreams.${name}.targets[${i}]`, problems)
     })
   }
-  problems.push(...microserviceProblems(manifest))
+  problems.push(...microserviceProblems(manifest, baseDir))
 
   const auth = manifest.auth
   const configured = new Set<string>()
