@@ -65,6 +65,10 @@ export function classify (err: Error & { code?: string }): Failure {
 const kCall = Symbol('tollgate.proxyCall')
 type TrackedResponse = ServerResponse & { [kCall]?: ProxyCall }
 
+function releaseHeld (call: ProxyCall): void {
+  call.releaseHeld()
+}
+
 function onClientClose (this: TrackedResponse): void {
   const call = this[kCall]
   if (call !== undefined) call.clientClosed()
@@ -165,7 +169,7 @@ function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
   }
 }
 
-/** An upstream answer being buffered for shaping. */
+/** An upstream answer being buffered: for shaping, or held for the rest of the tick (see #hold). */
 interface Shaping {
   readonly status: number
   readonly rawHeaders: Buffer[]
@@ -197,6 +201,8 @@ export class ProxyCall {
   #refused: Error | null = null
   /** While an answer is buffered for shaping (otherwise `null`, and never allocated on a plain route). */
   #shape: Shaping | null = null
+  /** An answer whose head arrived in this tick, held in case its whole body arrived with it. */
+  #held: Shaping | null = null
 
   constructor (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply) {
     this.request = request
@@ -319,8 +325,40 @@ export class ProxyCall {
       this.#shape = { status: statusCode, rawHeaders, chunks: [], length: 0 }
       return true
     }
+    if (this.request.raw.method !== 'HEAD') {
+      this.#held = { status: statusCode, rawHeaders, chunks: [], length: 0 }
+      process.nextTick(releaseHeld, this)
+      return true
+    }
     this.#stream(statusCode, rawHeaders)
     return true
+  }
+
+  /**
+   * End of the tick in which the answer's head arrived (undici parses a whole socket read
+   * synchronously, so a small answer is complete by now and was sent by onComplete as one
+   * buffer, without a stream). A larger or slower one is streamed from here, with what
+   * arrived so far: at most one socket read is ever held, and no later than this tick.
+   */
+  releaseHeld (): void {
+    const held = this.#held
+    if (held === null) return
+    this.#held = null
+    if (this.#clientGone) return
+    this.#stream(held.status, held.rawHeaders)
+    for (const chunk of held.chunks) this.#body!.push(chunk)
+  }
+
+  /** Sends a complete answer held since its head arrived, as one buffer. */
+  #sendHeld (held: Shaping): void {
+    this.#held = null
+    if (this.#clientGone) return
+    const reply = this.reply
+    copyResponseHeaders(held.rawHeaders, reply)
+    if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
+    if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
+    reply.code(held.status)
+    reply.send(held.chunks.length === 1 ? held.chunks[0] : Buffer.concat(held.chunks, held.length))
   }
 
   /** Sends the upstream's status and headers, and streams its body. */
@@ -337,6 +375,12 @@ export class ProxyCall {
   }
 
   onData (chunk: Buffer): boolean {
+    const held = this.#held
+    if (held !== null) {
+      held.length += chunk.length
+      held.chunks.push(chunk)
+      return true
+    }
     const body = this.#body
     if (body === null || body.destroyed) {
       const shape = this.#shape
@@ -357,7 +401,8 @@ export class ProxyCall {
   onComplete (): void {
     this.#state = DONE
     this.#uncount()
-    if (this.#shape !== null) this.#finishShaping(this.#shape)
+    if (this.#held !== null) this.#sendHeld(this.#held)
+    else if (this.#shape !== null) this.#finishShaping(this.#shape)
     else this.#body?.push(null)
   }
 
@@ -404,9 +449,10 @@ export class ProxyCall {
       this.upstream.released(target)
       return
     }
-    if (wasStreaming && this.#shape !== null) {
-      // Failed while an answer was buffered for shaping: nothing reached the client yet.
+    if (wasStreaming && (this.#shape !== null || this.#held !== null)) {
+      // Failed while an answer was buffered: nothing reached the client yet.
       this.#shape = null
+      this.#held = null
       this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
       this.reply.send(new BadGatewayError({ cause: err }))
       return
