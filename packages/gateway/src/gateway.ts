@@ -12,7 +12,7 @@ import tollgateProxy from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
 import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
-import type { DestinationStream } from 'pino'
+import { destination, type DestinationStream } from 'pino'
 import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
 import { isInlinePem, manifestProblems } from './manifest/validate.js'
@@ -77,6 +77,29 @@ function errorBody (request: FastifyRequest, statusCode: number, message: string
  * configured plugin registered and ready, not yet listening. Throws a
  * {@link ManifestError} (never a half-built gateway) when anything is wrong.
  */
+/** How long a log line may wait in the stdout buffer (nginx's `access_log ... flush=`). */
+const LOG_FLUSH_INTERVAL = 500
+
+/**
+ * Log lines to stdout, written in batches of at least 4 KiB off the request path rather
+ * than one write(2) per line: with info request logs that was the largest single cost of
+ * a request (docs/architecture.md, Performance). A quiet gateway still shows each line
+ * within LOG_FLUSH_INTERVAL; what is buffered is flushed when the gateway closes and when
+ * the process exits, on a crash too (pino's exit handler): only a SIGKILL can lose it.
+ */
+function stdoutLog (): { stream: DestinationStream, stop: () => void } {
+  const stream = destination({ dest: 1, sync: false, minLength: 4096 })
+  const timer = setInterval(() => { stream.flush() }, LOG_FLUSH_INTERVAL)
+  timer.unref()
+  return {
+    stream,
+    stop () {
+      clearInterval(timer)
+      stream.flush()
+    }
+  }
+}
+
 export async function createGateway (manifest: Manifest | LoadedManifest, options: GatewayOptions = {}): Promise<FastifyInstance> {
   const baseDir = (manifest as LoadedManifest).baseDir ?? process.cwd()
   const problems = manifestProblems(manifest, baseDir)
@@ -99,10 +122,12 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 2)))
   }
 
+  const stdout = options.logStream === undefined ? stdoutLog() : undefined
+  const logStream = options.logStream ?? stdout!.stream
   const fastifyOptions: FastifyServerOptions & { http?: typeof nodeServerOptions, https?: typeof nodeServerOptions & { cert: Buffer, key: Buffer } } = {
     logger: {
       ...loggerOptions({ level: options.logLevel ?? server.logLevel ?? 'info', apiKeyHeader }),
-      ...(options.logStream === undefined ? {} : { stream: options.logStream })
+      stream: logStream
     },
     genReqId,
     requestIdHeader: false,
@@ -130,6 +155,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     fastifyOptions.https = { ...nodeServerOptions, cert: readKeyFile(server.tls.cert, baseDir), key: readKeyFile(server.tls.key, baseDir) }
   }
   const app = Fastify(fastifyOptions as FastifyServerOptions)
+  // A line logged after this still reaches stdout: pino flushes the buffer at process exit.
+  if (stdout !== undefined) app.addHook('onClose', (_instance, done) => { stdout.stop(); done() })
   // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
   app.server.headersTimeout = headersTimeout
   // Node truncates past maxHeadersCount without a word; one more than the limit lets the
