@@ -9,6 +9,7 @@ export const entries = {
   auth: `${referenceDir}auth-service/dist/main.js`,
   posts: `${referenceDir}posts-service/dist/main.js`,
   chat: `${referenceDir}chat-service/dist/main.js`,
+  resumes: `${referenceDir}resumes-service/dist/main.js`,
   gatewayCli: process.env.TOLLGATE_CLI ?? `${repositoryDir}packages/gateway/dist/cli.js`,
   manifest: `${referenceDir}gateway/tollgate.yaml`,
   redisManifest: `${referenceDir}gateway/tollgate.redis.yaml`
@@ -17,7 +18,7 @@ export const entries = {
 /** What is missing, as sentences that say how to fix it. */
 export function missingBuilds (withGateway: boolean): string[] {
   const problems: string[] = []
-  for (const name of ['auth', 'posts', 'chat'] as const) {
+  for (const name of ['auth', 'posts', 'chat', 'resumes'] as const) {
     if (!existsSync(entries[name])) {
       problems.push(`${entries[name]} is missing: build the services with \`pnpm exec tsc -b examples/reference/dev\` from the repository root.`)
     }

@@ -20,14 +20,17 @@ const ports = {
   auth: port('AUTH_PORT', 3001),
   postsA: port('POSTS_A_PORT', 3002),
   postsB: port('POSTS_B_PORT', 3012),
-  chat: port('CHAT_PORT', 4000)
+  chat: port('CHAT_PORT', 4000),
+  resumes: port('RESUMES_PORT', 3003)
 }
 const urls: Urls = {
   gateway: `http://${host}:${ports.gateway}`,
   auth: `http://${host}:${ports.auth}`,
   postsA: `http://${host}:${ports.postsA}`,
   postsB: `http://${host}:${ports.postsB}`,
-  chat: `http://${host}:${ports.chat}`
+  chat: `http://${host}:${ports.chat}`,
+  // A NestJS microservice on Transport.TCP: no HTTP, the gateway speaks its protocol.
+  resumes: `tcp://${host}:${ports.resumes}`
 }
 const adminEmail = process.env.ADMIN_EMAILS?.split(',')[0]?.trim() || 'admin@example.com'
 const redisUrl = process.env.REDIS_URL?.trim() || undefined
@@ -46,6 +49,8 @@ supervisor.start({ name: 'auth', args: [entries.auth], env: serviceEnv({ PORT: S
 supervisor.start({ name: 'posts-a', args: [entries.posts], env: serviceEnv({ PORT: String(ports.postsA), INSTANCE_ID: 'posts-a' }), readyUrl: `${urls.postsA}/health` })
 supervisor.start({ name: 'posts-b', args: [entries.posts], env: serviceEnv({ PORT: String(ports.postsB), INSTANCE_ID: 'posts-b' }), readyUrl: `${urls.postsB}/health` })
 supervisor.start({ name: 'chat', args: [entries.chat], env: serviceEnv({ PORT: String(ports.chat) }), readyUrl: `${urls.chat}/health` })
+// Ready once its port accepts connections: the service stays a pure microservice, with no HTTP just for a probe.
+supervisor.start({ name: 'resumes', args: [entries.resumes], env: serviceEnv({ PORT: String(ports.resumes) }), readyTcp: { host, port: ports.resumes } })
 
 let stopping: Promise<never> | undefined
 /** Stops every child once; the first caller's exit code wins (a signal during startup exits 0). */
@@ -78,6 +83,7 @@ try {
         POSTS_A_URL: urls.postsA,
         POSTS_B_URL: urls.postsB,
         CHAT_URL: urls.chat,
+        RESUMES_TCP: urls.resumes,
         ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl })
       },
       readyUrl: `${urls.gateway}/readyz`
@@ -90,7 +96,7 @@ try {
 }
 
 if (servicesOnly) {
-  console.log(`\nServices ready (no gateway): auth ${urls.auth}, posts ${urls.postsA} and ${urls.postsB}, chat ${urls.chat}. Ctrl-C stops them.`)
+  console.log(`\nServices ready (no gateway): auth ${urls.auth}, posts ${urls.postsA} and ${urls.postsB}, chat ${urls.chat}, resumes ${urls.resumes} (NestJS, TCP). Ctrl-C stops them.`)
 } else {
   console.log(walkthrough(urls, adminEmail))
   if (redisUrl !== undefined) console.log(`Rate limits are shared through Redis at ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}.`)

@@ -1,13 +1,49 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { connect } from 'node:net'
 import { createInterface } from 'node:readline'
 
-export interface ServiceSpec {
+/** How the supervisor knows a service is ready: exactly one of these. */
+export type Readiness =
+  /** Polled until it answers 2xx. */
+  | { readyUrl: string, readyTcp?: undefined }
+  /** Polled until it accepts a TCP connection: for a service without HTTP (a NestJS TCP microservice). */
+  | { readyTcp: { host: string, port: number }, readyUrl?: undefined }
+
+export type ServiceSpec = Readiness & {
   name: string
   args: string[]
   env: NodeJS.ProcessEnv
   cwd?: string
-  /** Polled until it answers 2xx. */
-  readyUrl: string
+}
+
+async function answers2xx (url: string): Promise<boolean> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(1000) })
+    await response.body?.cancel()
+    return response.ok
+  } catch {
+    return false // not listening yet
+  }
+}
+
+function acceptsConnections (host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port })
+    const done = (ok: boolean): void => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}
+
+/** The probe of a spec, and what to call it in messages. */
+function probeOf (spec: ServiceSpec): { where: string, ready: () => Promise<boolean> } {
+  if (spec.readyTcp === undefined) return { where: spec.readyUrl, ready: () => answers2xx(spec.readyUrl) }
+  const { host, port } = spec.readyTcp
+  return { where: `tcp://${host}:${port}`, ready: () => acceptsConnections(host, port) }
 }
 
 interface Running { spec: ServiceSpec, child: ChildProcess, exited: Promise<number | null> }
@@ -43,21 +79,16 @@ export class Supervisor {
     this.running.push({ spec, child, exited })
   }
 
-  /** Polls every child's readiness URL; rejects when `deadline` (ms) passes or a child exits first. */
+  /** Polls every child's readiness (URL or TCP port); rejects when `deadline` (ms) passes or a child exits first. */
   async waitReady (deadline: number): Promise<void> {
     const until = Date.now() + deadline
     const failed = this.unexpectedExit.then(({ name, code }) => { throw new Error(`${name} exited (code ${String(code)}) before it was ready`) })
     failed.catch(() => {}) // a child exiting after readiness is reported through unexpectedExit, not here
     const ready = Promise.all(this.running.map(async ({ spec }) => {
+      const probe = probeOf(spec)
       for (;;) {
-        try {
-          const response = await fetch(spec.readyUrl, { signal: AbortSignal.timeout(1000) })
-          await response.body?.cancel()
-          if (response.ok) return
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > until || this.stopping) throw new Error(`${spec.name} did not become ready at ${spec.readyUrl} within ${deadline / 1000}s`)
+        if (await probe.ready()) return
+        if (Date.now() > until || this.stopping) throw new Error(`${spec.name} did not become ready at ${probe.where} within ${deadline / 1000}s`)
         await new Promise((resolve) => setTimeout(resolve, 250))
       }
     }))

@@ -68,7 +68,20 @@ t.test('gateway: several replicas, readiness on /readyz, the manifest from the C
     const ports = deployment.spec.template.spec.containers.flatMap((c: Loose) => c.ports.map((p: Loose) => p.name))
     for (const port of service.spec.ports) t.ok(ports.includes(port.targetPort), `Service ${service.metadata.name as string} targets port ${String(port.targetPort)}`)
   }
-  for (const name of ['redis', 'auth', 'posts', 'chat']) t.ok(byName('Deployment', name), `${name} is deployed`)
+  for (const name of ['redis', 'auth', 'posts', 'chat', 'resumes']) t.ok(byName('Deployment', name), `${name} is deployed`)
+})
+
+t.test('resumes: the NestJS TCP microservice, ready when its port accepts connections, reached at the port the gateway targets', async (t) => {
+  const all = (await objects()).map(({ object }) => object)
+  const deployment = all.find((o) => o.kind === 'Deployment' && o.metadata.name === 'resumes')
+  const container = deployment.spec.template.spec.containers[0]
+  t.same(container.args, ['resumes-service'])
+  t.same(container.readinessProbe.tcpSocket, { port: 'tcp' }, 'a TCP probe: the service has no HTTP')
+  t.same(container.ports, [{ name: 'tcp', containerPort: 3003 }])
+  const service = all.find((o) => o.kind === 'Service' && o.metadata.name === 'resumes')
+  t.same(service.spec.ports, [{ name: 'tcp', port: 3003, targetPort: 'tcp' }])
+  t.match(await readFile(deployDir + 'k8s/gateway.yaml', 'utf8'), /targets: \[tcp:\/\/resumes:3003\]/)
+  t.match(await readFile(deployDir + 'Dockerfile.examples', 'utf8'), /for service in [^;]*\bresumes-service\b/, 'the examples image carries it')
 })
 
 t.test('the Dockerfile builds the gateway and runs its CLI on the mounted manifest', async (t) => {

@@ -17,16 +17,18 @@ const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
 interface Account { email: string, from: string, id: string, access: string, refresh: string }
 interface PostSummary { id: string, title: string, author: string }
 interface InternalPost extends PostSummary { ownerId: string, status: string, internalScore: number, moderationNotes: unknown[] }
+interface Resume { id: string, ownerId: string, title: string, version: number, views: number, internalNotes: string[] }
 
 /** Starts the starter on free ports; everything it started is stopped (and checked stopped) at teardown. */
 async function startDeployment (t: Test, env: Record<string, string> = {}): Promise<string> {
-  const [gateway, auth, postsA, postsB, chat] = await freePorts(5) as [number, number, number, number, number]
+  const [gateway, auth, postsA, postsB, chat, resumes] = await freePorts(6) as [number, number, number, number, number, number]
   const run = runStarter([], {
     GATEWAY_PORT: String(gateway),
     AUTH_PORT: String(auth),
     POSTS_A_PORT: String(postsA),
     POSTS_B_PORT: String(postsB),
     CHAT_PORT: String(chat),
+    RESUMES_PORT: String(resumes),
     ADMIN_EMAILS: ADMIN_EMAIL,
     REDIS_URL: '',
     ...env
@@ -148,6 +150,68 @@ async function clientFlow (t: Test, base: string): Promise<void> {
     t.match(hidden.json, { id: post.id, status: 'hidden', moderationNotes: [{ by: boss.id, action: 'hide', note: 'e2e' }] })
     const list = await onInstance(creator, () => call(base, '/api/posts', { headers: bearer(bob.access) }))
     t.same(list.json, [], 'a hidden post leaves the public list')
+  })
+
+  await t.test('resumes: HTTP at the gateway, NestJS message patterns over TCP behind it; each resume belongs to the token\'s user', async (t) => {
+    const ready = await call(base, '/readyz')
+    const checks = (ready.json as { checks: Array<{ name: string, ok: boolean }> }).checks
+    t.same(checks.find((check) => check.name === 'upstream:resumes'), { name: 'upstream:resumes', ok: true }, '/readyz checks the microservice\'s TCP port')
+
+    // ada's body and headers both claim bob as the owner: the service reads the envelope's verified identity.
+    const created = await call(base, '/api/resumes', {
+      method: 'POST',
+      headers: { ...bearer(ada.access), 'x-user-id': bob.id },
+      body: { title: 'Backend engineer', summary: 'Node.js', skills: ['TypeScript', 'NestJS'], ownerId: bob.id }
+    })
+    t.equal(created.status, 200)
+    const resume = created.json as Resume
+    t.match(resume, { id: String, ownerId: ada.id, title: 'Backend engineer', skills: ['TypeScript', 'NestJS'], version: 1, views: 0 }, 'owned by the token\'s subject, not the body\'s ownerId')
+    t.match(resume.internalNotes, [`created by request ${String(created.headers['x-request-id'])}`], 'the envelope carried the gateway\'s request id')
+
+    const list = await call(base, '/api/resumes', { headers: bearer(ada.access) })
+    t.equal(list.status, 200)
+    t.same(list.json, [resume], 'ada lists her resume')
+    const one = await call(base, `/api/resumes/${resume.id}`, { headers: bearer(ada.access) })
+    t.same([one.status, one.json], [200, resume])
+
+    const notFound = { statusCode: 404, error: 'Not Found', message: 'resume not found' }
+    const foreign = await call(base, `/api/resumes/${resume.id}`, { headers: bearer(bob.access) })
+    t.equal(foreign.status, 404, 'bob cannot see ada\'s resume')
+    t.match(foreign.json, notFound)
+    const takeover = await call(base, `/api/resumes/${resume.id}`, { method: 'PATCH', headers: { ...bearer(bob.access), 'x-user-id': ada.id }, body: { title: 'mine now' } })
+    t.equal(takeover.status, 404, 'nor change it, whatever x-user-id he sends')
+    t.equal((await call(base, `/api/resumes/${resume.id}`, { method: 'DELETE', headers: bearer(bob.access) })).status, 404, 'nor delete it')
+    t.same((await call(base, '/api/resumes', { headers: bearer(bob.access) })).json, [], 'bob\'s list is empty')
+
+    const anonymous = await call(base, '/api/resumes')
+    t.equal(anonymous.status, 401, 'no token: 401')
+    t.equal(anonymous.headers['www-authenticate'], 'Bearer realm="tollgate"')
+    const partner = await call(base, '/api/resumes', { headers: { 'x-api-key': PARTNER_KEY } })
+    t.equal(partner.status, 401, 'the partner API key is not a credential here (JWT only)')
+
+    const invalid = await call(base, '/api/resumes', { method: 'POST', headers: bearer(ada.access), body: { title: '', skills: 'TypeScript' } })
+    t.equal(invalid.status, 400)
+    t.match(invalid.json, { statusCode: 400, message: 'title must be a string of 1 to 200 characters; skills must be a list of at most 50 strings of 1 to 50 characters' }, 'the service\'s validation messages reach the client')
+
+    const changed = await call(base, `/api/resumes/${resume.id}`, { method: 'PATCH', headers: bearer(ada.access), body: { summary: 'Node.js services', version: 1 } })
+    t.equal(changed.status, 200)
+    t.match(changed.json, { summary: 'Node.js services', version: 2 })
+    const stale = await call(base, `/api/resumes/${resume.id}`, { method: 'PATCH', headers: bearer(ada.access), body: { summary: 'stale', version: 1 } })
+    t.equal(stale.status, 409, 'a stale version is refused')
+
+    const viewed = await call(base, `/api/resumes/${resume.id}/views`, { method: 'POST', headers: bearer(ada.access) })
+    t.equal(viewed.status, 202, 'the event is accepted')
+    t.equal(viewed.text, '')
+    let views = 0
+    for (let i = 0; i < 50 && views < 1; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+      views = (((await call(base, `/api/resumes/${resume.id}`, { headers: bearer(ada.access) })).json) as Resume).views
+    }
+    t.equal(views, 1, 'the resume_viewed event reached the service')
+
+    const deleted = await call(base, `/api/resumes/${resume.id}`, { method: 'DELETE', headers: bearer(ada.access) })
+    t.equal(deleted.status, 204, 'delete answers nothing: 204')
+    t.equal((await call(base, `/api/resumes/${resume.id}`, { headers: bearer(ada.access) })).status, 404, 'gone')
   })
 
   await t.test('Socket.io through the gateway: two users join a meeting and exchange messages; the cap holds', async (t) => {

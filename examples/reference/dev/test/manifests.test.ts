@@ -47,6 +47,18 @@ t.test('the routes are those of issue 7', async (t) => {
   t.match(route('/api/posts'), { upstream: 'posts', auth: { methods: ['jwt', 'apiKey'], roles: ['user', 'partner'] }, stripCredentials: true })
   t.match(route('/api/admin'), { upstream: 'posts', rewritePrefix: '/admin', auth: { methods: ['jwt'], roles: ['admin'] } })
   t.match(route('/api/meetings'), { upstream: 'chat', websocket: true, auth: { methods: ['jwt'] } })
+  t.same(manifest.upstreams.resumes, { transport: 'nest-tcp', targets: ['tcp://127.0.0.1:3003'], timeout: '5s' })
+  t.match(route('/api/resumes'), { upstream: 'resumes', auth: { methods: ['jwt'], roles: ['user'] }, rateLimit: { by: 'user' } })
+  // Every pattern gets the envelope: the service reads the owner from its verified identity, never from the body.
+  const patterns = route('/api/resumes').patterns as Array<{ method: string, path: string, pattern?: unknown, event?: unknown, data: string }>
+  t.same(patterns.map((p) => `${p.method} ${p.path} ${JSON.stringify(p.pattern ?? { event: p.event })} ${p.data}`), [
+    'GET / {"cmd":"list_resumes","service":"resumes"} envelope',
+    'GET /:id {"cmd":"get_resume","service":"resumes"} envelope',
+    'POST / {"cmd":"create_resume","service":"resumes"} envelope',
+    'PATCH /:id {"cmd":"update_resume","service":"resumes"} envelope',
+    'DELETE /:id {"cmd":"delete_resume","service":"resumes"} envelope',
+    'POST /:id/views {"event":{"event":"resume_viewed","service":"resumes"}} envelope'
+  ])
   t.same(manifest.upstreams.posts.targets, ['http://127.0.0.1:3002', 'http://127.0.0.1:3012'])
   t.equal(manifest.upstreams.posts.healthCheck.path, '/health')
   t.match(manifest.auth.jwt, { issuer: 'example-auth', audience: 'example-api', algorithms: ['RS256'] })
@@ -57,10 +69,11 @@ t.test('the routes are those of issue 7', async (t) => {
 
 t.test('addresses follow the environment, for free ports in tests', async (t) => {
   const manifest: Loose = parseManifestText(await readFile(gatewayDir + 'tollgate.yaml', 'utf8'), gatewayDir + 'tollgate.yaml', {
-    env: { GATEWAY_PORT: '0', AUTH_URL: 'http://127.0.0.1:1', POSTS_A_URL: 'http://127.0.0.1:2', POSTS_B_URL: 'http://127.0.0.1:3', CHAT_URL: 'http://127.0.0.1:4', JWKS_URL: 'http://127.0.0.1:1/jwks' }
+    env: { GATEWAY_PORT: '0', AUTH_URL: 'http://127.0.0.1:1', POSTS_A_URL: 'http://127.0.0.1:2', POSTS_B_URL: 'http://127.0.0.1:3', CHAT_URL: 'http://127.0.0.1:4', RESUMES_TCP: 'tcp://127.0.0.1:5', JWKS_URL: 'http://127.0.0.1:1/jwks' }
   })
   t.equal(manifest.server.port, 0)
   t.same(manifest.upstreams.posts.targets, ['http://127.0.0.1:2', 'http://127.0.0.1:3'])
+  t.same(manifest.upstreams.resumes.targets, ['tcp://127.0.0.1:5'])
   t.equal(manifest.auth.jwt.jwksUrl, 'http://127.0.0.1:1/jwks')
 })
 
@@ -75,4 +88,5 @@ t.test('the Kubernetes ConfigMap carries a valid manifest with the same routes',
   t.same(strip(inCluster.routes), strip(local.routes), 'same routes and protections as the local deployment')
   t.same(inCluster.auth.apiKeys, local.auth.apiKeys)
   t.same(inCluster.auth.identityHeaders, local.auth.identityHeaders)
+  t.same(inCluster.upstreams.resumes, { ...local.upstreams.resumes, targets: ['tcp://resumes:3003'] }, 'the resumes upstream, at its in-cluster Service')
 })

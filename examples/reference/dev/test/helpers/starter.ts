@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { createServer } from 'node:net'
+import { connect, createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 export const devDir = fileURLToPath(new URL('../../', import.meta.url))
@@ -9,10 +9,24 @@ export const mainJs = `${devDir}dist/main.js`
 
 /** The starter runs compiled: build it (and, by reference, the services) when it is not. */
 export function ensureBuilt (): void {
-  const services = ['auth-service', 'posts-service', 'chat-service'].map((name) => `${devDir}../${name}/dist/main.js`)
+  const services = ['auth-service', 'posts-service', 'chat-service', 'resumes-service'].map((name) => `${devDir}../${name}/dist/main.js`)
   if (existsSync(mainJs) && services.every((file) => existsSync(file))) return
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
   execFileSync(process.execPath, [tsc, '-b', devDir], { stdio: 'inherit' })
+}
+
+/** Resolves whether something accepts TCP connections on 127.0.0.1:`port` (within a second). */
+export function acceptsConnections (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    const done = (ok: boolean): void => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(1000, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
 }
 
 /** Ports free right now (the OS picks them), distinct from each other. */
