@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 
-/** The internal model: `ownerId`, `version` and `internalNotes` are not meant for clients. */
+/** The internal model: `ownerId` and `internalNotes` are not meant for clients (the gateway's response schema drops them). */
 export interface Resume {
   id: string
   /** The token's subject of whoever created it; never taken from a request body. */
