@@ -3,7 +3,6 @@ import { createServer, STATUS_CODES, type Server } from 'node:http'
 import { isAbsolute, resolve } from 'node:path'
 import Fastify, * as fastifyModule from 'fastify'
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import helmet from '@fastify/helmet'
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -20,6 +19,7 @@ import { openApiDocument } from './openapi.js'
 import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservices.js'
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
+import { addSecurityHeaders } from './security-headers.js'
 import { VERSION } from './version.js'
 
 /** Defaults of the `server` section, documented in the README. */
@@ -237,7 +237,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   await app.register(tollgateMetrics, { path: server.metrics ?? SERVER_DEFAULTS.metrics })
 
   if (server.securityHeaders !== false) {
-    await app.register(helmet, { global: true })
+    addSecurityHeaders(app)
   }
   if (server.cors !== undefined) {
     // Only a real preflight (Origin and Access-Control-Request-Method) is answered here;

@@ -1,5 +1,7 @@
 import t from 'tap'
 import { randomBytes, createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { createGateway, type Manifest } from '../src/index.js'
 import { startGateway } from './helpers/hostile.js'
@@ -236,4 +238,47 @@ t.test('a route\'s own rateLimit applies without a top-level rateLimit section',
   }
   t.same(statuses, [200, 200, 429])
   t.equal(upstream.seen.length, 2)
+})
+
+t.test('helmet\'s default headers are on every answer, over an upstream\'s own; securityHeaders: false sets none', async (t) => {
+  const { default: helmet } = await import('helmet')
+  // What helmet itself sets, recorded from a real ServerResponse.
+  const expected = await new Promise<Record<string, string>>((resolve) => {
+    const server = createServer((req, res) => {
+      helmet()(req, res, () => {
+        resolve(Object.fromEntries(Object.entries(res.getHeaders()).map(([name, value]) => [name, String(value)])))
+        res.end()
+      })
+    })
+    server.listen(0, '127.0.0.1', () => {
+      void request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`).then(async (res) => { await res.body.dump(); server.close() })
+    })
+  })
+  t.ok(Object.keys(expected).length >= 10, 'helmet sets its usual dozen headers')
+
+  const own = createServer((_req, res) => { res.setHeader('x-frame-options', 'DENY'); res.setHeader('content-type', 'application/json'); res.end('{}') })
+  await new Promise<void>((resolve) => own.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { own.close() })
+  const ownUrl = `http://127.0.0.1:${(own.address() as AddressInfo).port}`
+  const manifest: Manifest = { version: 1, upstreams: { own: { targets: [ownUrl] } }, routes: [{ prefix: '/api', upstream: 'own', auth: false, methods: ['GET'] }] }
+  const { base } = await startGateway(t, manifest)
+  for (const [path, status] of [['/api/x', 200], ['/nowhere', 404], ['/healthz', 200]] as const) {
+    const res = await request(`${base}${path}`, { method: 'GET' })
+    await res.body.dump()
+    t.equal(res.statusCode, status)
+    for (const [name, value] of Object.entries(expected)) {
+      t.equal(res.headers[name], value, `${path}: ${name}`)
+    }
+  }
+  const post = await request(`${base}/api/x`, { method: 'POST' })
+  await post.body.dump()
+  t.equal(post.statusCode, 405)
+  t.equal(post.headers['content-security-policy'], expected['content-security-policy'], 'on the gateway\'s own errors too')
+
+  const { base: bare } = await startGateway(t, { ...manifest, server: { securityHeaders: false } })
+  const plain = await request(`${bare}/api/x`)
+  await plain.body.dump()
+  t.equal(plain.headers['x-frame-options'], 'DENY', 'without them the upstream\'s own header passes')
+  t.notOk(plain.headers['content-security-policy'])
+  t.notOk(plain.headers['strict-transport-security'])
 })
