@@ -5,6 +5,7 @@ import type { TollgateMetricsOptions } from './options.js'
 export * as errors from './errors.js'
 export { resolveOptions, DEFAULT_BUCKETS, type TollgateMetricsOptions, type ResolvedOptions } from './options.js'
 export { METRIC_NAMES, type TollgateMetricSet } from './metrics.js'
+export { LabelledCounter, LabelledHistogram, type CounterSeries, type HistogramSeries, type SeriesMetric } from './series.js'
 export {
   loggerOptions,
   redactPaths,

@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client'
+import { Counter, Gauge, collectDefaultMetrics, type Registry } from 'prom-client'
 import type { TollgateEvents } from '@tollgate/common'
 import { RegistryConflictError } from './errors.js'
+import { LabelledCounter, LabelledHistogram, type CounterSeries, type HistogramSeries, type SeriesMetric } from './series.js'
 
 /** The metric names this plugin registers (CONTRACT.md's table plus retries and circuit changes). */
 export const METRIC_NAMES = Object.freeze({
@@ -15,11 +16,15 @@ export const METRIC_NAMES = Object.freeze({
   circuitStateChanges: 'tollgate_circuit_state_changes_total'
 } as const)
 
-/** The prom-client metric objects, for custom reads or extra series. */
+/**
+ * The metric objects, for custom reads or extra series. The three updated on every request
+ * are Tollgate's allocation-free series (`labels(...values)` then `inc()` / `observe()`,
+ * see series.ts); the others are prom-client's own. All are in the plugin's Registry.
+ */
 export interface TollgateMetricSet {
-  requests: Counter<'route' | 'method' | 'status'>
-  requestDuration: Histogram<'route' | 'method' | 'status'>
-  upstreamDuration: Histogram<'upstream' | 'target' | 'status'>
+  requests: SeriesMetric<'route' | 'method' | 'status', CounterSeries>
+  requestDuration: SeriesMetric<'route' | 'method' | 'status', HistogramSeries>
+  upstreamDuration: SeriesMetric<'upstream' | 'target' | 'status', HistogramSeries>
   upstreamHealthy: Gauge<'upstream' | 'target'>
   rateLimited: Counter<'route'>
   authFailures: Counter<'route' | 'reason'>
@@ -34,24 +39,24 @@ export function createMetricSet (registry: Registry, buckets: readonly number[],
   }
   const registers = [registry]
   const set: TollgateMetricSet = {
-    requests: new Counter({
+    requests: new LabelledCounter({
       name: METRIC_NAMES.requests,
       help: 'Requests answered by the gateway, by route (manifest prefix or route pattern), method and status.',
       labelNames: ['route', 'method', 'status'] as const,
       registers
     }),
-    requestDuration: new Histogram({
+    requestDuration: new LabelledHistogram({
       name: METRIC_NAMES.requestDuration,
       help: 'Time from receiving a request to the end of its response, in seconds.',
       labelNames: ['route', 'method', 'status'] as const,
-      buckets: [...buckets],
+      buckets,
       registers
     }),
-    upstreamDuration: new Histogram({
+    upstreamDuration: new LabelledHistogram({
       name: METRIC_NAMES.upstreamDuration,
       help: 'Time an upstream target took to answer one attempt (until its response headers), in seconds.',
       labelNames: ['upstream', 'target', 'status'] as const,
-      buckets: [...buckets],
+      buckets,
       registers
     }),
     upstreamHealthy: new Gauge({
@@ -96,7 +101,6 @@ export function createMetricSet (registry: Registry, buckets: readonly number[],
 }
 
 type Inc = () => void
-type Observe = (value: number) => void
 
 /**
  * Label children memoised by key, so the hot path does no label-object building.
@@ -130,11 +134,17 @@ export function listen (events: TollgateEvents, set: TollgateMetricSet): void {
     const child = set.storeErrors.labels(store)
     return () => { child.inc() }
   })
-  const upstreamResponse = memo<Observe>((key) => {
-    const [upstream = '', target = '', status = ''] = key.split(SEP)
-    const child = set.upstreamDuration.labels(upstream, target, status)
-    return (seconds) => { child.observe(seconds) }
-  })
+  // Called on every proxied request: nested maps, so finding the series builds no string.
+  const upstreamSeries = new Map<string, Map<string, Map<number, HistogramSeries>>>()
+  const upstreamResponse = (upstream: string, target: string, status: number): HistogramSeries => {
+    let byTarget = upstreamSeries.get(upstream)
+    if (byTarget === undefined) upstreamSeries.set(upstream, byTarget = new Map())
+    let byStatus = byTarget.get(target)
+    if (byStatus === undefined) byTarget.set(target, byStatus = new Map())
+    let series = byStatus.get(status)
+    if (series === undefined) byStatus.set(status, series = set.upstreamDuration.labels(upstream, target, String(status)))
+    return series
+  }
   const upstreamRetry = memo<Inc>((key) => {
     const [upstream = '', target = ''] = key.split(SEP)
     const child = set.upstreamRetries.labels(upstream, target)
@@ -151,7 +161,7 @@ export function listen (events: TollgateEvents, set: TollgateMetricSet): void {
   events.on('storeError', (event) => { storeError(String(event.store))() })
   events.on('upstreamResponse', (event) => {
     if (!Number.isFinite(event.seconds) || event.seconds < 0) return
-    upstreamResponse(String(event.upstream) + SEP + String(event.target) + SEP + String(event.status))(event.seconds)
+    upstreamResponse(String(event.upstream), String(event.target), Number(event.status)).observe(event.seconds)
   })
   events.on('upstreamRetry', (event) => { upstreamRetry(String(event.upstream) + SEP + String(event.target))() })
   events.on('circuitState', (event) => {

@@ -7,6 +7,7 @@ import { InvalidRouteConfigError, ListenError, ScrapeError } from './errors.js'
 import { createMetricSet, listen, type TollgateMetricSet } from './metrics.js'
 import { resolveOptions, type ResolvedOptions, type TollgateMetricsOptions } from './options.js'
 import { redactUrl } from './logger.js'
+import type { CounterSeries, HistogramSeries } from './series.js'
 
 /** What the plugin decorates the app with (`app.tollgateMetrics`). */
 export interface TollgateMetricsDecorator {
@@ -31,8 +32,8 @@ interface RouteState {
 }
 
 interface Series {
-  inc: () => void
-  observe: (seconds: number) => void
+  readonly requests: CounterSeries
+  readonly duration: HistogramSeries
 }
 
 const kRouteState = Symbol('tollgate.metrics.route')
@@ -112,9 +113,7 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     let series = byStatus.get(status)
     if (series === undefined) {
       const labels = [state.label ?? 'unmatched', method, String(status)] as const
-      const counter = set.requests.labels(...labels)
-      const histogram = set.requestDuration.labels(...labels)
-      series = { inc: () => { counter.inc() }, observe: (seconds) => { histogram.observe(seconds) } }
+      series = { requests: set.requests.labels(...labels), duration: set.requestDuration.labels(...labels) }
       byStatus.set(status, series)
     }
     return series
@@ -149,8 +148,8 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     const milliseconds = reply.elapsedTime
     if (state.counted) {
       const series = seriesOf(state, request.method, status)
-      series.inc()
-      series.observe(milliseconds / 1000)
+      series.requests.inc()
+      series.duration.observe(milliseconds / 1000)
     }
     if (requestLogs) logRequest(request, reply, state, status, milliseconds)
     done()
