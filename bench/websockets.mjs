@@ -1,4 +1,4 @@
-/* global process, setTimeout */
+/* global process, console, setTimeout, clearTimeout */
 // Issue 8: "1,000 idle WebSocket connections through the gateway cost under 50 MB more".
 // A gateway with one WebSocket route, in its own process; an echo WebSocket upstream and
 // the clients in this one. The gateway's RSS (VmRSS) and heap are sampled after a full GC

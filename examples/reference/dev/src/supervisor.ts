@@ -26,7 +26,8 @@ async function answers2xx (url: string): Promise<boolean> {
   }
 }
 
-function acceptsConnections (host: string, port: number): Promise<boolean> {
+/** Resolves whether something accepts TCP connections on `host:port` (within a second). */
+export function acceptsConnections (host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port })
     const done = (ok: boolean): void => {

@@ -69,6 +69,20 @@ const target = {
   ]
 } as const
 
+/** One method's request schemas (a route's `validate.<METHOD>`, a pattern's `validate`). */
+const requestSchemas = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { body: jsonSchema, querystring: jsonSchema, params: jsonSchema, headers: jsonSchema }
+} as const
+/** Response schemas by 2xx status (`200`, `2xx`). */
+const responseSchemas = {
+  type: 'object',
+  minProperties: 1,
+  propertyNames: { pattern: '^2(\\d\\d|xx)$' },
+  additionalProperties: jsonSchema
+} as const
+
 // Routes answered by NestJS microservices (@tollgate/microservices): method and path to a pattern or an event.
 const messagePatternValue = {
   description: 'must be a string, a number or an object (a NestJS pattern)',
@@ -87,17 +101,8 @@ const messagePattern = {
     data: { enum: ['body', 'params', 'query', 'envelope'] },
     array: { type: 'boolean' },
     description: { type: 'string' },
-    validate: {
-      type: 'object',
-      additionalProperties: false,
-      properties: { body: jsonSchema, querystring: jsonSchema, params: jsonSchema, headers: jsonSchema }
-    },
-    response: {
-      type: 'object',
-      minProperties: 1,
-      propertyNames: { pattern: '^2(\\d\\d|xx)$' },
-      additionalProperties: jsonSchema
-    }
+    validate: requestSchemas,
+    response: responseSchemas
   }
 } as const
 
@@ -342,18 +347,9 @@ export const manifestSchema = {
           validate: {
             type: 'object',
             propertyNames: { pattern: '^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$' },
-            additionalProperties: {
-              type: 'object',
-              additionalProperties: false,
-              properties: { body: jsonSchema, querystring: jsonSchema, params: jsonSchema, headers: jsonSchema }
-            }
+            additionalProperties: requestSchemas
           },
-          response: {
-            type: 'object',
-            minProperties: 1,
-            propertyNames: { pattern: '^2(\\d\\d|xx)$' },
-            additionalProperties: jsonSchema
-          },
+          response: responseSchemas,
           responseBufferLimit: size,
           requestHeaders: headerRules,
           responseHeaders: headerRules

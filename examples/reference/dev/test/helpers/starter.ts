@@ -1,8 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { connect, createServer } from 'node:net'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { acceptsConnections as acceptsConnectionsAt } from '../../src/supervisor.js'
 
 export const devDir = fileURLToPath(new URL('../../', import.meta.url))
 export const mainJs = `${devDir}dist/main.js`
@@ -15,18 +16,9 @@ export function ensureBuilt (): void {
   execFileSync(process.execPath, [tsc, '-b', devDir], { stdio: 'inherit' })
 }
 
-/** Resolves whether something accepts TCP connections on 127.0.0.1:`port` (within a second). */
-export function acceptsConnections (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    const done = (ok: boolean): void => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
+/** Whether something accepts TCP connections on 127.0.0.1:`port` (within a second). */
+export async function acceptsConnections (port: number): Promise<boolean> {
+  return await acceptsConnectionsAt('127.0.0.1', port)
 }
 
 /** Ports free right now (the OS picks them), distinct from each other. */
