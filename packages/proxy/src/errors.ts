@@ -35,3 +35,6 @@ export const RequestValidationError = createError('TOLLGATE_PROXY_INVALID_REQUES
 
 /** The route validates the body of this method as JSON, and the request's body is not JSON. */
 export const UnsupportedMediaTypeError = createError('TOLLGATE_PROXY_UNSUPPORTED_MEDIA_TYPE', 'The request body must be JSON (application/json) on this route', 415)
+
+/** The request body stopped before its declared length (the stream failed); nothing was sent upstream. */
+export const IncompleteBodyError = createError('TOLLGATE_PROXY_INCOMPLETE_BODY', 'The request body is incomplete', 400)

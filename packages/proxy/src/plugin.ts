@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
 import fp from 'fastify-plugin'
 import { pathProblem, tollgateRuntime, type TollgateRuntime } from '@tollgate/common'
 import { resolveOptions, PROXIED_METHODS, type ProxyOptions, type ResolvedOptions, type ResolvedRoute } from './options.js'
-import { BadPathError, BodyTooLargeError, MethodNotAllowedError } from './errors.js'
+import { BadPathError, BodyTooLargeError, IncompleteBodyError, MethodNotAllowedError } from './errors.js'
+import { bodySource, hasSmallBody, readBody, SMALL_BODY } from './body.js'
 import { ProxyCall, type CompiledRoute } from './forward.js'
 import { Upstream } from './upstream.js'
 import { validationHook } from './validation.js'
@@ -81,8 +82,26 @@ function handlerFor (compiled: CompiledRoute, websocket: boolean, tunnels: Set<D
     }
   }
   return function tollgateProxyHandler (request, reply) {
+    if (hasSmallBody(request) && !Buffer.isBuffer(request.body)) {
+      proxyWithBufferedBody(compiled, request, reply)
+      return
+    }
     new ProxyCall(compiled, request, reply).start()
   }
+}
+
+/** Reads a small declared body whole (see SMALL_BODY), then proxies it as a Buffer. */
+function proxyWithBufferedBody (compiled: CompiledRoute, request: FastifyRequest, reply: FastifyReply): void {
+  // The guard refused content-length above bodyLimit, and Node's parser never reads past
+  // content-length: the body is at most SMALL_BODY, and `null` cannot come back.
+  readBody(bodySource(request), SMALL_BODY).then((body) => {
+    request.body = body
+    new ProxyCall(compiled, request, reply).start()
+  }, (err: Error) => {
+    // The client left mid-body: nobody to answer, and nothing was sent upstream.
+    if (request.raw.destroyed) request.log.debug({ err }, 'request body incomplete')
+    else reply.send(new IncompleteBodyError({ cause: err }))
+  })
 }
 
 /** The encapsulated part: the content-type parser and the routes stay in this context. */

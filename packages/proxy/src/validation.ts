@@ -1,6 +1,6 @@
-import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest, preValidationHookHandler } from 'fastify'
 import { compileRequestSchemas, requestProblems, type RequestSchemas, type RequestValidators } from '@tollgate/common'
+import { bodySource, readBody } from './body.js'
 import { BodyTooLargeError, InvalidOptionError, RequestValidationError, UnsupportedMediaTypeError } from './errors.js'
 
 /** Per method (`GET`, `POST`, ...): the JSON Schemas a request must satisfy before it is proxied. */
@@ -39,34 +39,6 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i
 
 type JsonParser = (request: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void) => void
 
-/** Reads a request body of at most `limit` bytes; `null` when it went over (the caller answers 413). */
-function readBody (source: Readable, limit: number): Promise<Buffer | null> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let length = 0
-    const cleanup = (): void => {
-      source.removeListener('data', onData)
-      source.removeListener('end', onEnd)
-      source.removeListener('error', onError)
-    }
-    const onData = (chunk: Buffer): void => {
-      length += chunk.length
-      if (length > limit) {
-        cleanup()
-        source.pause()
-        resolve(null)
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = (): void => { cleanup(); resolve(Buffer.concat(chunks, length)) }
-    const onError = (err: Error): void => { cleanup(); reject(err) }
-    source.on('data', onData)
-    source.once('end', onEnd)
-    source.once('error', onError)
-  })
-}
-
 function hasBody (request: FastifyRequest): boolean {
   const headers = request.headers
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
@@ -91,8 +63,7 @@ export function validationHook (validation: RouteValidation, bodyLimit: number, 
         if (!request.raw.complete) reply.header('connection', 'close')
         throw new UnsupportedMediaTypeError()
       }
-      const source = (request.body instanceof Readable ? request.body : request.raw) as Readable
-      const raw = await readBody(source, bodyLimit)
+      const raw = await readBody(bodySource(request), bodyLimit)
       if (raw === null) {
         reply.header('connection', 'close')
         throw new BodyTooLargeError()

@@ -138,3 +138,32 @@ t.test('a client that goes away mid-request aborts the upstream request', async 
   req.destroy()
   t.ok(await eventually(() => posts.seen[0]!.aborted), 'the upstream connection was closed')
 })
+
+t.test('small bodies (read whole before proxying) and the first streamed size arrive byte for byte', async (t) => {
+  const posts = await mirror(t)
+  const app = await gateway(t, { upstreams: { posts: { targets: [posts.url] } }, routes: [{ prefix: '/api', upstream: 'posts' }] })
+  const base = await listen(app)
+  for (const size of [1, 1024, 65_536, 65_537]) {
+    const body = randomBytes(size)
+    const res = await send(base, '/api/x', body, false, size === 1024 ? 'PUT' : 'POST')
+    t.equal(res.status, 200, `${size} bytes`)
+    t.equal(res.headers['x-sha'], sha(body), `${size} bytes: the upstream got the exact bytes`)
+    t.equal(posts.seen.at(-1)!.headers['content-length'], String(size), `${size} bytes: with their content-length`)
+  }
+})
+
+t.test('a client that leaves before its small body is complete: nothing reaches the upstream, the gateway goes on', async (t) => {
+  const posts = await mirror(t)
+  const app = await gateway(t, { upstreams: { posts: { targets: [posts.url] } }, routes: [{ prefix: '/api', upstream: 'posts' }] })
+  const base = await listen(app)
+  const req = httpRequest(`${base}/api/x`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': '1000' } })
+  req.on('error', () => {})
+  req.write('{"half":')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  req.destroy()
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(posts.seen.length, 0, 'the upstream was never sent a partial request')
+  const next = await send(base, '/api/x', Buffer.from('{"whole":true}'), false)
+  t.equal(next.status, 200)
+  t.equal(posts.seen.length, 1)
+})
