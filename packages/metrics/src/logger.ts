@@ -91,10 +91,13 @@ function buildQueryRedactor (names: Iterable<string>): (url: string) => string {
       const part = parts[i] as string
       const eq = part.indexOf('=')
       let name = eq === -1 ? part : part.slice(0, eq)
-      try {
-        name = decodeURIComponent(name.replace(/\+/g, ' '))
-      } catch {
-        // An undecodable name is compared as sent.
+      // Only an encoded name needs decoding (the usual `page=1` does not: every request log line runs this).
+      if (name.includes('%') || name.includes('+')) {
+        try {
+          name = decodeURIComponent(name.replace(/\+/g, ' '))
+        } catch {
+          // An undecodable name is compared as sent.
+        }
       }
       if (sensitive.has(name.trim().toLowerCase()) && eq !== -1) {
         parts[i] = `${part.slice(0, eq)}=${CENSOR}`
