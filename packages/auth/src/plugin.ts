@@ -1,10 +1,11 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { timingSafeEqual } from 'node:crypto'
 import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify'
 import { Agent } from 'undici'
 import {
   connectionTokens,
   headerAlias,
   routeLabel,
+  sha256,
   tollgateRuntime,
   type AuthFailureReason,
   type TollgateIdentity
@@ -226,7 +227,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   }
 
   function findApiKey (presented: string): ResolvedApiKey | undefined {
-    const digest = createHash('sha256').update(presented).digest()
+    const digest = sha256(presented, 'buffer')
     let match: ResolvedApiKey | undefined
     // Compare with every key, in constant time each, without stopping at the first match.
     for (const key of (apiKeys?.keys ?? [])) {

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto'
-import { LruCache, type TollgateIdentity } from '@tollgate/common'
+import { LruCache, sha256, type TollgateIdentity } from '@tollgate/common'
 import type { JwksStore } from './jwks.js'
 
 /** A verified token, as remembered. */
@@ -48,7 +47,7 @@ export class TokenCache {
 
   /** The cache key of a token. */
   digest (token: string): string {
-    return createHash('sha256').update(token).digest('base64')
+    return sha256(token, 'base64')
   }
 
   /** The key set version a verification starts from (give it back to {@link set}). */

@@ -27,3 +27,4 @@ export {
   type RequestValidator,
   type RequestValidators
 } from './schema.js'
+export { sha256 } from './hash.js'

@@ -25,3 +25,12 @@ t.test('sizes are binary', async (t) => {
   t.throws(() => parseSize('1 megabyte', 'server.bodyLimit'), /server\.bodyLimit: invalid size/)
   t.throws(() => parseSize(1.5, 'x'), /x: invalid size/)
 })
+
+t.test('sha256 matches createHash in every encoding', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const { sha256 } = await import('../src/index.js')
+  for (const value of ['', 'eyJhbGciOiJSUzI1NiJ9.e30.c2ln', 'ünïcödé ✓']) {
+    for (const encoding of ['base64', 'base64url', 'hex'] as const) t.equal(sha256(value, encoding), createHash('sha256').update(value).digest(encoding))
+    t.same(sha256(value, 'buffer'), createHash('sha256').update(value).digest())
+  }
+})

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto'
-import { routeLabel, type TollgateIdentity } from '@tollgate/common'
+import { routeLabel, sha256, type TollgateIdentity } from '@tollgate/common'
 import type { FastifyRequest } from 'fastify'
 import { ipBucket } from './ip.js'
 import type { Algorithm, ResolvedRule } from './options.js'
@@ -13,7 +12,7 @@ const TAGS: Record<Algorithm, string> = { 'fixed-window': 'fw', 'sliding-window'
  * cannot be found by trying.
  */
 export function digest (value: string): string {
-  return createHash('sha256').update(value).digest('base64url').slice(0, 22)
+  return sha256(value, 'base64url').slice(0, 22)
 }
 
 /**
