@@ -169,7 +169,7 @@ function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
   }
 }
 
-/** An upstream answer being buffered: for shaping, or held for the rest of the tick (see #hold). */
+/** An upstream answer being buffered: for shaping, or held for the rest of its tick (see releaseHeld). */
 interface Shaping {
   readonly status: number
   readonly rawHeaders: Buffer[]
