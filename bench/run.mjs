@@ -449,7 +449,7 @@ rmSync(workDir, { recursive: true, force: true })
 
 // ---------------------------------------------------------------- report
 const rows = aggregate(selected, runs)
-const microRows = micro(rows)
+const microRows = micro(rows, runs)
 const command = [
   ...Object.entries(process.env).filter(([key]) => key.startsWith('BENCH_') && !['BENCH_LOAD', 'BENCH_SERVER'].includes(key)).map(([key, value]) => `${key}=${value}`),
   'pnpm --filter @tollgate/bench run bench',

@@ -48,8 +48,20 @@ export function aggregate (configs, runs) {
  * (1/rps, so the shared upstream's share cancels out), the gateway process's
  * own CPU per request, and the throughput change.
  */
-export function micro (rows) {
+export function micro (rows, runs = []) {
   const byName = new Map(rows.map((row) => [row.name, row]))
+  /**
+   * The median over rounds of the round's own with/without ratio: the two runs of a round
+   * are minutes apart at most, so a machine that drifts between rounds cancels out.
+   */
+  const paired = (pair) => {
+    const ratios = []
+    for (const on of runs.filter((run) => run.ok && run.config === pair.with)) {
+      const off = runs.find((run) => run.ok && run.config === pair.without && run.round === on.round)
+      if (off !== undefined && on.rps !== null && off.rps !== null) ratios.push(on.rps / off.rps - 1)
+    }
+    return median(ratios)
+  }
   return MICRO.flatMap((pair) => {
     const on = byName.get(pair.with)
     const off = byName.get(pair.without)
@@ -61,7 +73,8 @@ export function micro (rows) {
       without: pair.without,
       addedUsPerRequest: 1e6 / on.rps - 1e6 / off.rps,
       addedCpuUsPerRequest: on.cpuUsPerRequest !== null && off.cpuUsPerRequest !== null ? on.cpuUsPerRequest - off.cpuUsPerRequest : null,
-      throughputChange: on.rps / off.rps - 1
+      throughputChange: on.rps / off.rps - 1,
+      throughputChangePaired: paired(pair)
     }]
   })
 }
@@ -82,10 +95,10 @@ function mainCells (row) {
   return [row.name, fmt.int(row.rps), fmt.x(row.rpsRatio), fmt.ms(row.p50), fmt.x(row.p50Ratio), fmt.ms(row.p99), fmt.x(row.p99Ratio), fmt.mb(row.rssMb), fmt.us(row.cpuUsPerRequest), String(row.rounds), row.status]
 }
 
-const MICRO_HEAD = ['feature', 'with', 'without', 'added us/req (wall)', 'added CPU us/req', 'throughput']
+const MICRO_HEAD = ['feature', 'with', 'without', 'added us/req (wall)', 'added CPU us/req', 'throughput', 'paired']
 
 function microCells (item) {
-  return [item.name, item.with, item.without, fmt.signedUs(item.addedUsPerRequest), fmt.signedUs(item.addedCpuUsPerRequest), fmt.pct(item.throughputChange)]
+  return [item.name, item.with, item.without, fmt.signedUs(item.addedUsPerRequest), fmt.signedUs(item.addedCpuUsPerRequest), fmt.pct(item.throughputChange), fmt.pct(item.throughputChangePaired ?? null)]
 }
 
 function textTable (head, rows) {
@@ -129,7 +142,7 @@ export function markdownReport (meta, rows, microRows) {
   if (extra.length > 0) lines.push('', '## Micro configurations', '', markdownTable(MAIN_HEAD, extra.map(mainCells)))
   if (microRows.length > 0) {
     lines.push('', '## Added cost per request', '',
-      'wall: 1/req/s difference on the saturated server core; CPU: the gateway process\'s own CPU time per request.', '',
+      'wall: 1/req/s difference on the saturated server core; CPU: the gateway process\'s own CPU time per request; throughput: ratio of the medians; paired: median over rounds of each round\'s own ratio (less sensitive to a machine that drifts between rounds).', '',
       markdownTable(MICRO_HEAD, microRows.map(microCells)))
   }
   const failures = rows.filter((row) => row.errors.length > 0)
