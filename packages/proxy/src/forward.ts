@@ -169,10 +169,14 @@ function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
   }
 }
 
-/** An upstream answer being buffered: for shaping, or held for the rest of its tick (see releaseHeld). */
-interface Shaping {
+/**
+ * An upstream answer being buffered before anything is sent: until complete, to be shaped
+ * (`shape`), or else only for the rest of the tick its head arrived in (see releaseHeld).
+ */
+interface Buffered {
   readonly status: number
   readonly rawHeaders: Buffer[]
+  readonly shape: boolean
   readonly chunks: Buffer[]
   length: number
 }
@@ -199,10 +203,8 @@ export class ProxyCall {
   #resume: (() => void) | null = null
   #body: UpstreamBody | null = null
   #refused: Error | null = null
-  /** While an answer is buffered for shaping (otherwise `null`, and never allocated on a plain route). */
-  #shape: Shaping | null = null
-  /** An answer whose head arrived in this tick, held in case its whole body arrived with it. */
-  #held: Shaping | null = null
+  /** While an answer is buffered (see {@link Buffered}); `null` once it streams or is sent. */
+  #buffered: Buffered | null = null
 
   constructor (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply) {
     this.request = request
@@ -319,124 +321,111 @@ export class ProxyCall {
     if (statusCode >= 502 && statusCode <= 504) this.upstream.failed(target)
     else this.upstream.succeeded(target)
     this.#emitResponse(statusCode)
+    if (this.request.raw.method === 'HEAD') {
+      this.#stream(statusCode, rawHeaders)
+      return true
+    }
     const shaping = this.route.response
-    if (shaping != null && this.request.raw.method !== 'HEAD' && statusCode !== 204 && serializerFor(shaping, statusCode) !== null && shapeable(rawHeaders, shaping.limit)) {
-      // Buffered until complete, then reduced to the schema's fields (see #finishShaping).
-      this.#shape = { status: statusCode, rawHeaders, chunks: [], length: 0 }
-      return true
-    }
-    if (this.request.raw.method !== 'HEAD') {
-      this.#held = { status: statusCode, rawHeaders, chunks: [], length: 0 }
-      process.nextTick(releaseHeld, this)
-      return true
-    }
-    this.#stream(statusCode, rawHeaders)
+    // Shaped answers are buffered until complete, then reduced to the schema's fields (see
+    // #sendBuffered); any other is held for the rest of this tick only (see releaseHeld).
+    const shape = shaping != null && statusCode !== 204 && serializerFor(shaping, statusCode) !== null && shapeable(rawHeaders, shaping.limit)
+    this.#buffered = { status: statusCode, rawHeaders, shape, chunks: [], length: 0 }
+    if (!shape) process.nextTick(releaseHeld, this)
     return true
   }
 
   /**
-   * End of the tick in which the answer's head arrived (undici parses a whole socket read
-   * synchronously, so a small answer is complete by now and was sent by onComplete as one
-   * buffer, without a stream). A larger or slower one is streamed from here, with what
-   * arrived so far: at most one socket read is ever held, and no later than this tick.
+   * End of the tick in which an unshaped answer's head arrived. undici parses a whole socket
+   * read synchronously, so a small answer is complete by now and onComplete sent it as one
+   * buffer, without a stream. A larger or slower one is streamed from here, with what arrived
+   * so far: at most one socket read is ever held, and no later than this tick.
    */
   releaseHeld (): void {
-    const held = this.#held
-    if (held === null) return
-    this.#held = null
-    if (this.#clientGone) return
-    this.#stream(held.status, held.rawHeaders)
-    for (const chunk of held.chunks) this.#body!.push(chunk)
+    const buffered = this.#buffered
+    if (buffered === null || buffered.shape) return
+    this.#streamBuffered(buffered)
   }
 
-  /** Sends a complete answer held since its head arrived, as one buffer. */
-  #sendHeld (held: Shaping): void {
-    this.#held = null
+  /** Streams a buffered answer from here on, starting with what was buffered. */
+  #streamBuffered (buffered: Buffered): void {
+    this.#buffered = null
     if (this.#clientGone) return
+    this.#stream(buffered.status, buffered.rawHeaders)
+    for (const chunk of buffered.chunks) this.#body!.push(chunk)
+  }
+
+  /**
+   * The answer's status and headers on the reply: the upstream's minus hop-by-hop ones, then
+   * the route's response rules. A shaped answer (`shapedLength`) drops the validators and
+   * digests of the upstream's bytes, which no longer hold, and gets its new length.
+   */
+  #writeHead (statusCode: number, rawHeaders: Buffer[], shapedLength?: number): void {
     const reply = this.reply
-    copyResponseHeaders(held.rawHeaders, reply)
+    copyResponseHeaders(rawHeaders, reply)
+    if (shapedLength !== undefined) {
+      reply.removeHeader('etag')
+      reply.removeHeader('content-md5')
+      reply.removeHeader('digest')
+      reply.header('content-length', String(shapedLength))
+    }
     if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
+    // An HTTP/1 connection cannot be reused while the client is still sending a body nobody reads.
     if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
-    reply.code(held.status)
-    reply.send(held.chunks.length === 1 ? held.chunks[0] : Buffer.concat(held.chunks, held.length))
+    reply.code(statusCode)
   }
 
   /** Sends the upstream's status and headers, and streams its body. */
   #stream (statusCode: number, rawHeaders: Buffer[]): void {
-    const reply = this.reply
-    copyResponseHeaders(rawHeaders, reply)
-    if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
-    // An HTTP/1 connection cannot be reused while the client is still sending a body nobody reads.
-    if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
+    this.#writeHead(statusCode, rawHeaders)
     const body = new UpstreamBody(this)
     this.#body = body
-    reply.code(statusCode)
-    reply.send(body)
+    this.reply.send(body)
   }
 
   onData (chunk: Buffer): boolean {
-    const held = this.#held
-    if (held !== null) {
-      held.length += chunk.length
-      held.chunks.push(chunk)
+    const buffered = this.#buffered
+    if (buffered !== null) {
+      buffered.length += chunk.length
+      buffered.chunks.push(chunk)
+      // Too large to shape (a chunked answer past the limit): it passes through untouched.
+      if (buffered.shape && buffered.length > this.route.response!.limit) this.#streamBuffered(buffered)
       return true
     }
     const body = this.#body
-    if (body === null || body.destroyed) {
-      const shape = this.#shape
-      if (shape === null || body !== null) return false
-      shape.length += chunk.length
-      shape.chunks.push(chunk)
-      if (shape.length > this.route.response!.limit) {
-        // Too large to shape (a chunked answer past the limit): it passes through untouched.
-        this.#shape = null
-        this.#stream(shape.status, shape.rawHeaders)
-        for (const buffered of shape.chunks) this.#body!.push(buffered)
-      }
-      return true
-    }
+    if (body === null || body.destroyed) return false
     return body.push(chunk)
   }
 
   onComplete (): void {
     this.#state = DONE
     this.#uncount()
-    if (this.#held !== null) this.#sendHeld(this.#held)
-    else if (this.#shape !== null) this.#finishShaping(this.#shape)
+    if (this.#buffered !== null) this.#sendBuffered(this.#buffered)
     else this.#body?.push(null)
   }
 
-  /** Writes the buffered JSON answer reduced to the schema's fields, with its new length. */
-  #finishShaping (shape: Shaping): void {
-    this.#shape = null
+  /** Sends a complete buffered answer as one buffer: as it came, or reduced to the schema's fields. */
+  #sendBuffered (buffered: Buffered): void {
+    this.#buffered = null
     if (this.#clientGone) return
-    if (shape.length === 0) {
-      // An empty answer has no fields to keep.
-      this.#stream(shape.status, shape.rawHeaders)
-      this.#body!.push(null)
+    const raw = buffered.chunks.length === 1 ? buffered.chunks[0]! : Buffer.concat(buffered.chunks, buffered.length)
+    if (!buffered.shape || buffered.length === 0) {
+      // Unshaped; or empty, with no fields to keep.
+      this.#writeHead(buffered.status, buffered.rawHeaders)
+      this.reply.send(raw)
       return
     }
-    const reply = this.reply
     let shaped: Buffer
     try {
-      const serialize = serializerFor(this.route.response!, shape.status)!
-      shaped = Buffer.from(serialize(JSON.parse(Buffer.concat(shape.chunks, shape.length).toString('utf8'))), 'utf8')
+      const serialize = serializerFor(this.route.response!, buffered.status)!
+      shaped = Buffer.from(serialize(JSON.parse(raw.toString('utf8'))), 'utf8')
     } catch (err) {
       // Unparseable or not what the schema describes: better no answer than a leaking one.
       this.request.log.warn({ err, target: this.#target!.url }, 'upstream JSON answer could not be shaped')
       this.reply.send(new BadGatewayError({ cause: err as Error }))
       return
     }
-    copyResponseHeaders(shape.rawHeaders, reply)
-    // The representation changed: validators and digests of the upstream's bytes no longer hold.
-    reply.removeHeader('etag')
-    reply.removeHeader('content-md5')
-    reply.removeHeader('digest')
-    reply.header('content-length', String(shaped.length))
-    if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
-    if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
-    reply.code(shape.status)
-    reply.send(shaped)
+    this.#writeHead(buffered.status, buffered.rawHeaders, shaped.length)
+    this.reply.send(shaped)
   }
 
   onError (err: Error & { code?: string }): void {
@@ -449,10 +438,9 @@ export class ProxyCall {
       this.upstream.released(target)
       return
     }
-    if (wasStreaming && (this.#shape !== null || this.#held !== null)) {
+    if (wasStreaming && this.#buffered !== null) {
       // Failed while an answer was buffered: nothing reached the client yet.
-      this.#shape = null
-      this.#held = null
+      this.#buffered = null
       this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
       this.reply.send(new BadGatewayError({ cause: err }))
       return
