@@ -44,13 +44,15 @@ function loadSchemas (sources: Record<string, SchemaSource | undefined>, at: str
  * `response` for message patterns only, an event's 202 having no body). `$file`
  * schemas are read relative to the manifest; problems are pushed as `path: message`.
  */
-function pluginPattern (route: RouteSection, pattern: PatternSection, at: string, baseDir: string, problems: string[]): PatternOptions {
+function pluginPattern (route: RouteSection, routeAt: string, j: number, baseDir: string, problems: string[]): PatternOptions {
+  const pattern = route.patterns![j]!
+  const at = `${routeAt}.patterns[${j}]`
   const { validate, response, ...rest } = pattern
   const out: Record<string, unknown> = { ...rest }
   if (validate !== undefined) out.validate = loadSchemas(validate, `${at}.validate`, baseDir, problems)
-  else if (route.validate?.[pattern.method] !== undefined) out.validate = loadSchemas(route.validate[pattern.method]!, `${at.replace(/\.patterns\[\d+\]$/, '')}.validate.${pattern.method}`, baseDir, problems)
+  else if (route.validate?.[pattern.method] !== undefined) out.validate = loadSchemas(route.validate[pattern.method]!, `${routeAt}.validate.${pattern.method}`, baseDir, problems)
   if (response !== undefined) out.response = loadSchemas(response, `${at}.response`, baseDir, problems)
-  else if (route.response !== undefined && pattern.event === undefined) out.response = loadSchemas(route.response, `${at.replace(/\.patterns\[\d+\]$/, '')}.response`, baseDir, problems)
+  else if (route.response !== undefined && pattern.event === undefined) out.response = loadSchemas(route.response, `${routeAt}.response`, baseDir, problems)
   return out as unknown as PatternOptions
 }
 
@@ -59,7 +61,7 @@ function pluginRoute (route: RouteSection, at: string, config: Record<string, un
     prefix: route.prefix,
     upstream: route.upstream,
     ...(route.methods === undefined ? {} : { methods: route.methods }),
-    patterns: route.patterns!.map((pattern, j) => pluginPattern(route, pattern, `${at}.patterns[${j}]`, baseDir, problems)),
+    patterns: route.patterns!.map((_pattern, j) => pluginPattern(route, at, j, baseDir, problems)),
     config
   }
 }
@@ -195,7 +197,7 @@ export function addPatternPaths (
       if (['post', 'put', 'patch'].includes(method) && (pattern.data === undefined || pattern.data === 'body' || pattern.data === 'envelope')) {
         op.requestBody = { required: false, content: { 'application/json': { schema: {} } } }
       }
-      const { validate, response } = pluginPattern(route, pattern, `routes[${i}].patterns[${j}]`, baseDir, [])
+      const { validate, response } = pluginPattern(route, `routes[${i}]`, j, baseDir, [])
       addContract(op, { ...(validate === undefined ? {} : { validate: { [pattern.method]: { ...validate } } }), ...(response === undefined ? {} : { response }) }, method)
       paths[path] = { ...(paths[path] ?? {}), [method]: op }
     }
