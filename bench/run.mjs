@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import jwt from 'jsonwebtoken'
-import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, REQUEST_PATH } from './lib/configs.mjs'
+import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, MICRO, REQUEST_PATH } from './lib/configs.mjs'
 import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
 import { cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { startNginx } from './lib/nginx.mjs'
@@ -23,12 +23,14 @@ const REDIS_URL = 'redis://127.0.0.1:6379'
 // ---------------------------------------------------------------- options
 const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/bench run bench -- options)
   --only a,b        run only these configurations (plus the baseline and any pair they need)
-  --duration S      measured seconds per run            (env BENCH_DURATION, default 8)
+  --duration S      measured seconds per run            (env BENCH_DURATION, default 6)
   --warmup S        warm-up seconds before each run      (env BENCH_WARMUP, default 2)
   --rounds N        interleaved rounds                   (env BENCH_ROUNDS, default 3)
   --connections N   concurrent connections               (env BENCH_CONNECTIONS, default ${CONNECTIONS})
   --load TOOL       wrk | autocannon (env BENCH_LOAD; default wrk when on PATH)
   --max-seconds S   hard limit of the whole run         (env BENCH_MAX_SECONDS, default 600)
+  --pair-bursts N   alternating bursts per micro pair    (env BENCH_PAIR_BURSTS, default 6)
+  --pair-seconds S  measured seconds per burst           (env BENCH_PAIR_SECONDS, default 2)
   --list            print the configurations and exit
 env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=DIR writes a
      --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
@@ -45,6 +47,8 @@ try {
       connections: { type: 'string' },
       load: { type: 'string' },
       'max-seconds': { type: 'string' },
+      'pair-bursts': { type: 'string' },
+      'pair-seconds': { type: 'string' },
       list: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
@@ -75,11 +79,15 @@ function numberOption (flag, env, fallback, { min, max, integer }) {
   return value
 }
 
-const duration = numberOption('duration', 'BENCH_DURATION', 8, { min: 1, max: 120, integer: true })
+const duration = numberOption('duration', 'BENCH_DURATION', 6, { min: 1, max: 120, integer: true })
 const warmup = numberOption('warmup', 'BENCH_WARMUP', 2, { min: 0, max: 60, integer: true })
 const rounds = numberOption('rounds', 'BENCH_ROUNDS', 3, { min: 1, max: 20, integer: true })
 const connections = numberOption('connections', 'BENCH_CONNECTIONS', CONNECTIONS, { min: 1, max: 1000, integer: true })
 const maxSeconds = numberOption('max-seconds', 'BENCH_MAX_SECONDS', 600, { min: 10, max: 7200, integer: true })
+const pairBursts = numberOption('pair-bursts', 'BENCH_PAIR_BURSTS', 6, { min: 1, max: 40, integer: true })
+const pairSeconds = numberOption('pair-seconds', 'BENCH_PAIR_SECONDS', 2, { min: 1, max: 60, integer: true })
+/** Each burst's own warm-up: the load generator's fresh connections, not the JIT (both servers are warm). */
+const BURST_WARMUP = 1
 const rlAlgorithm = process.env.BENCH_RL_ALGORITHM ?? 'sliding-window'
 const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : null
 
@@ -322,7 +330,7 @@ async function preflight (config, target, headers) {
   }
 }
 
-function loadWithAutocannon (url, { method, headers, body }, onMeasure) {
+function loadWithAutocannon (url, { method, headers, body }, { warmup, duration }, onMeasure) {
   const child = track(forkNode(plan, plan.load, join(here, 'lib/load.mjs'), {
     env: { BENCH_LOAD: JSON.stringify({ url, connections, warmup, duration, method, headers, body }) }
   }))
@@ -340,9 +348,58 @@ function describeFailures (phase, result) {
   return problems
 }
 
+const headersOf = (config) => config.auth ? { authorization: `Bearer ${token}` } : {}
+
+/**
+ * One load run against a started target: warm-up, then the measured part, with the checks
+ * every run gets (no failed request, everything proxied, the prefix rewritten, bodies intact).
+ * Fills `run` (rps, latencies, RSS, CPU per request, problems).
+ */
+async function measure (config, target, run, timing) {
+  const headers = headersOf(config)
+  const before = await upstreamCounts()
+  let cpuStart = null
+  let sampler = null
+  const onMeasure = () => {
+    if (target.pid === null) return
+    cpuStart = cpuSeconds(target.pid)
+    run.rssMaxBytes = rssBytes(target.pid)
+    sampler = setInterval(() => { run.rssMaxBytes = Math.max(run.rssMaxBytes, rssBytes(target.pid)) }, 250)
+  }
+  const url = `http://127.0.0.1:${target.port}${target.path}`
+  const request = requestOf(config)
+  let result
+  try {
+    result = wrk === null
+      ? await loadWithAutocannon(url, { method: request.method, headers: { ...headers, ...request.headers }, body: request.body }, timing, onMeasure)
+      : await runWrk(wrk, plan, { url, connections, ...timing, script, authorization: headers.authorization, method: request.method, body: request.body, contentType: request.headers['content-type'], onMeasure })
+  } finally {
+    if (sampler !== null) clearInterval(sampler)
+  }
+  const cpuEnd = target.pid === null ? null : cpuSeconds(target.pid)
+  const after = await upstreamCounts()
+  const { measure: measured } = result
+  if (result.warmup !== undefined) run.problems.push(...describeFailures('warm-up', result.warmup))
+  run.problems.push(...describeFailures('measured', measured))
+  const answered = measured.ok + (result.warmup?.ok ?? 0)
+  if (after.served - before.served < answered) {
+    run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
+  }
+  if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
+  if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
+  run.rps = measured.rps
+  run.p50 = measured.p50
+  run.p99 = measured.p99
+  run.requests = measured.requests
+  if (cpuStart !== null && cpuEnd !== null && measured.ok > 0) run.cpuUsPerRequest = (cpuEnd - cpuStart) * 1e6 / measured.ok
+  return answered
+}
+
+const newRun = (config, round, extra = {}) => ({ config: config.name, round, ...extra, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] })
+
+/** A run of the main table: a fresh process, warm-up, measured load, stop. */
 async function runOne (config, round) {
-  const run = { config: config.name, round, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] }
-  const headers = config.auth ? { authorization: `Bearer ${token}` } : {}
+  const run = newRun(config, round)
   const atStart = config.auth ? await upstreamCounts() : null
   let target
   try {
@@ -352,47 +409,13 @@ async function runOne (config, round) {
     return run
   }
   try {
-    await preflight(config, target, headers)
-    const before = await upstreamCounts()
-    let cpuStart = null
-    let sampler = null
-    const onMeasure = () => {
-      if (target.pid === null) return
-      cpuStart = cpuSeconds(target.pid)
-      run.rssMaxBytes = rssBytes(target.pid)
-      sampler = setInterval(() => { run.rssMaxBytes = Math.max(run.rssMaxBytes, rssBytes(target.pid)) }, 250)
-    }
-    const url = `http://127.0.0.1:${target.port}${target.path}`
-    const request = requestOf(config)
-    let result
-    try {
-      result = wrk === null
-        ? await loadWithAutocannon(url, { method: request.method, headers: { ...headers, ...request.headers }, body: request.body }, onMeasure)
-        : await runWrk(wrk, plan, { url, connections, warmup, duration, script, authorization: headers.authorization, method: request.method, body: request.body, contentType: request.headers['content-type'], onMeasure })
-    } finally {
-      if (sampler !== null) clearInterval(sampler)
-    }
-    const cpuEnd = target.pid === null ? null : cpuSeconds(target.pid)
-    const after = await upstreamCounts()
-    const { measure } = result
-    if (result.warmup !== undefined) run.problems.push(...describeFailures('warm-up', result.warmup))
-    run.problems.push(...describeFailures('measured', measure))
-    const answered = measure.ok + (result.warmup?.ok ?? 0)
-    if (after.served - before.served < answered) {
-      run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
-    }
+    await preflight(config, target, headersOf(config))
+    const answered = await measure(config, target, run, { warmup, duration })
     if (atStart !== null) {
       // The key comes from the JWKS once (cached); a fetch per request would be a bug worth seeing.
-      run.jwksFetches = after.jwksFetches - atStart.jwksFetches
+      run.jwksFetches = (await upstreamCounts()).jwksFetches - atStart.jwksFetches
       if (run.jwksFetches > 10) warn(`${config.name}: ${run.jwksFetches} JWKS fetches in one run (the key set should be cached)`)
     }
-    if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
-    if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
-    run.rps = measure.rps
-    run.p50 = measure.p50
-    run.p99 = measure.p99
-    run.requests = measure.requests
-    if (cpuStart !== null && cpuEnd !== null && measure.ok > 0) run.cpuUsPerRequest = (cpuEnd - cpuStart) * 1e6 / measure.ok
     await target.stop()
     target = null
     if (config.logs) {
@@ -409,14 +432,71 @@ async function runOne (config, round) {
   return run
 }
 
+/**
+ * A micro pair (what one feature adds): both servers started and warmed up once, then
+ * loaded in alternating bursts (with, without / without, with, ...). The two sides of a
+ * burst are seconds apart in the same processes, so a machine whose speed drifts over a
+ * run (this one's does, by 5-35 %) slows both alike: the figure is the difference between
+ * them, which sequential runs of fresh processes could not resolve below ~10 %.
+ */
+async function runPair (pair) {
+  const sides = [byName.get(pair.with), byName.get(pair.without)]
+  const targets = []
+  const runs = []
+  const failed = (problem) => sides.map((config) => ({ ...newRun(config, 0, { pair: pair.name }), problems: [problem] }))
+  try {
+    for (const config of sides) {
+      try {
+        targets.push(await startTarget(config, 'pair'))
+      } catch (error) {
+        return failed(`start: ${error.message}`)
+      }
+    }
+    for (const [index, config] of sides.entries()) {
+      await preflight(config, targets[index], headersOf(config))
+      // The JIT's warm-up, once per process; each burst then only opens its connections.
+      const warm = newRun(config, 0)
+      await measure(config, targets[index], warm, { warmup, duration: pairSeconds })
+      if (warm.problems.length > 0) return failed(`warm-up: ${warm.problems.join('; ')}`)
+    }
+    for (let burst = 1; burst <= pairBursts; burst++) {
+      const order = burst % 2 === 1 ? [0, 1] : [1, 0]
+      for (const index of order) {
+        const run = newRun(sides[index], burst, { pair: pair.name })
+        try {
+          await measure(sides[index], targets[index], run, { warmup: BURST_WARMUP, duration: pairSeconds })
+        } catch (error) {
+          run.problems.push(error.message)
+        }
+        run.ok = run.problems.length === 0
+        runs.push(run)
+      }
+      const [on, off] = sides.map((config) => runs.find((run) => run.config === config.name && run.round === burst))
+      console.log(`[${pair.name}, burst ${burst}/${pairBursts}] ${on.ok && off.ok ? `with ${Math.round(on.rps)} req/s, without ${Math.round(off.rps)} req/s` : 'FAILED'}`)
+      for (const problem of [...on.problems, ...off.problems]) console.log(`    ${problem}`)
+    }
+  } catch (error) {
+    return failed(error.message)
+  } finally {
+    for (const target of targets) await target.stop()
+  }
+  return runs
+}
+
 // ---------------------------------------------------------------- the run
 const perRunSeconds = warmup + duration + 3
-const estimate = runnable.length * rounds * perRunSeconds
-console.log(`configurations: ${runnable.map((config) => config.name).join(', ')}`)
-console.log(`estimated time: ~${Math.ceil(estimate / 60)} min (${runnable.length} x ${rounds} runs of ~${perRunSeconds} s); hard limit ${maxSeconds} s`)
+// The main table's configurations run in rounds; a micro configuration runs in its pair.
+const runnableNames = new Set(runnable.map((config) => config.name))
+const mainConfigs = runnable.filter((config) => config.group === 'main')
+const pairs = MICRO.filter((pair) => runnableNames.has(pair.with) && runnableNames.has(pair.without))
+const perPairSeconds = 2 * (warmup + pairSeconds + 4) + pairBursts * 2 * (BURST_WARMUP + pairSeconds + 1)
+const estimate = mainConfigs.length * rounds * perRunSeconds + pairs.length * perPairSeconds
+console.log(`configurations: ${mainConfigs.map((config) => config.name).join(', ')}`)
+if (pairs.length > 0) console.log(`micro pairs: ${pairs.map((pair) => `${pair.with} / ${pair.without}`).join(', ')}`)
+console.log(`estimated time: ~${Math.ceil(estimate / 60)} min (${mainConfigs.length} x ${rounds} runs of ~${perRunSeconds} s, ${pairs.length} pairs of ${pairBursts} bursts, ~${perPairSeconds} s each); hard limit ${maxSeconds} s`)
 for (const note of notes) console.log(`note: ${note}`)
 if (estimate > maxSeconds) {
-  console.error(`this run would take ~${estimate} s, over BENCH_MAX_SECONDS=${maxSeconds}: lower --duration/--rounds or use --only`)
+  console.error(`this run would take ~${estimate} s, over BENCH_MAX_SECONDS=${maxSeconds}: lower --duration/--rounds/--pair-bursts or use --only`)
   process.exit(2)
 }
 
@@ -426,7 +506,7 @@ const runs = []
 let outOfTime = false
 for (let round = 0; round < rounds && !outOfTime; round++) {
   // Interleave: every configuration once per round, starting one later each round.
-  const order = runnable.slice(round % runnable.length).concat(runnable.slice(0, round % runnable.length))
+  const order = mainConfigs.slice(round % mainConfigs.length).concat(mainConfigs.slice(0, round % mainConfigs.length))
   for (const config of order) {
     if (Date.now() + perRunSeconds * 1000 > deadline) {
       outOfTime = true
@@ -441,6 +521,13 @@ for (let round = 0; round < rounds && !outOfTime; round++) {
     for (const problem of run.problems) console.log(`    ${problem}`)
   }
 }
+for (const pair of pairs) {
+  if (outOfTime || Date.now() + perPairSeconds * 1000 > deadline) {
+    outOfTime = true
+    break
+  }
+  runs.push(...await runPair(pair))
+}
 if (outOfTime) notes.push(`stopped early: the ${maxSeconds} s budget ran out`)
 
 await stopChild(upstream)
@@ -449,7 +536,7 @@ rmSync(workDir, { recursive: true, force: true })
 
 // ---------------------------------------------------------------- report
 const rows = aggregate(selected, runs)
-const microRows = micro(rows, runs)
+const microRows = micro(runs)
 const command = [
   ...Object.entries(process.env).filter(([key]) => key.startsWith('BENCH_') && !['BENCH_LOAD', 'BENCH_SERVER'].includes(key)).map(([key, value]) => `${key}=${value}`),
   'pnpm --filter @tollgate/bench run bench',
@@ -460,7 +547,7 @@ const meta = {
   finishedAt: new Date().toISOString(),
   command,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
-  load: { tool: loadTool, connections, warmup, duration },
+  load: { tool: loadTool, connections, warmup, duration, pairBursts, pairSeconds, burstWarmup: BURST_WARMUP },
   rounds,
   pinning: plan,
   rateLimitAlgorithm: rlAlgorithm,

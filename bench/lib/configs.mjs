@@ -98,6 +98,13 @@ export const CONFIGS = [
     title: 'micro: fastify + @tollgate/metrics + @tollgate/proxy (metrics on, request logs off)'
   },
   {
+    name: 'tollgate-plugin-proxy-twin',
+    kind: 'node',
+    group: 'micro',
+    requires: ['tollgate-plugin-proxy'],
+    title: 'micro: a second tollgate-plugin-proxy, identical: the A/A pair, whose figures show what the harness can resolve'
+  },
+  {
     name: 'tollgate-contracts-off',
     kind: 'node',
     group: 'micro',
@@ -120,7 +127,9 @@ export const MICRO = [
   { name: 'rate limit, memory', with: 'tollgate-rl-memory', without: 'tollgate-proxy', issue: 4 },
   { name: 'rate limit, Redis', with: 'tollgate-rl-redis', without: 'tollgate-proxy', issue: 4 },
   { name: 'metrics on vs off', with: 'tollgate-plugin-metrics', without: 'tollgate-plugin-proxy', issue: 5 },
-  { name: 'validation + shaping, 1 KB JSON', with: 'tollgate-contracts-on', without: 'tollgate-contracts-off', issue: 11 }
+  { name: 'validation + shaping, 1 KB JSON', with: 'tollgate-contracts-on', without: 'tollgate-contracts-off', issue: 11 },
+  // Two identical servers: any figure here is the harness's own noise, the floor under the others.
+  { name: 'A/A (identical servers)', with: 'tollgate-plugin-proxy-twin', without: 'tollgate-plugin-proxy', issue: 8 }
 ]
 
 /** The JWT the auth configurations verify (issuer, audience, roles). */

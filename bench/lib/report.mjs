@@ -14,10 +14,14 @@ function max (values) {
   return finite.length === 0 ? null : Math.max(...finite)
 }
 
-/** One row per configuration: medians of the rounds that ran, and ratios to the baseline. */
+/**
+ * One row per configuration: medians of the runs that ran (a main configuration's rounds,
+ * a micro configuration's bursts in its pair), and ratios to the baseline.
+ */
 export function aggregate (configs, runs) {
   const rows = configs.map((config) => {
-    const mine = runs.filter((run) => run.config === config.name)
+    const inPair = config.group !== 'main'
+    const mine = runs.filter((run) => run.config === config.name && (run.pair !== undefined) === inPair)
     const good = mine.filter((run) => run.ok)
     return {
       name: config.name,
@@ -44,37 +48,36 @@ export function aggregate (configs, runs) {
 }
 
 /**
- * What a feature adds: wall time per request on the saturated server core
- * (1/rps, so the shared upstream's share cancels out), the gateway process's
- * own CPU per request, and the throughput change.
+ * What a feature adds, from its pair's alternating bursts: wall time per request on the
+ * saturated server core (1/rps, so the shared upstream's share cancels out), the gateway
+ * process's own CPU per request, the throughput change (ratio of the medians) and the
+ * median of each burst's own with/without ratio.
  */
-export function micro (rows, runs = []) {
-  const byName = new Map(rows.map((row) => [row.name, row]))
-  /**
-   * The median over rounds of the round's own with/without ratio: the two runs of a round
-   * are minutes apart at most, so a machine that drifts between rounds cancels out.
-   */
-  const paired = (pair) => {
-    const ratios = []
-    for (const on of runs.filter((run) => run.ok && run.config === pair.with)) {
-      const off = runs.find((run) => run.ok && run.config === pair.without && run.round === on.round)
-      if (off !== undefined && on.rps !== null && off.rps !== null) ratios.push(on.rps / off.rps - 1)
-    }
-    return median(ratios)
-  }
+export function micro (runs) {
   return MICRO.flatMap((pair) => {
-    const on = byName.get(pair.with)
-    const off = byName.get(pair.without)
-    if (on === undefined || off === undefined || on.rounds === 0 || off.rounds === 0) return []
+    const side = (name) => runs.filter((run) => run.ok && run.pair === pair.name && run.config === name)
+    const on = side(pair.with)
+    const off = side(pair.without)
+    if (on.length === 0 || off.length === 0) return []
+    const onRps = median(on.map((run) => run.rps))
+    const offRps = median(off.map((run) => run.rps))
+    const onCpu = median(on.map((run) => run.cpuUsPerRequest))
+    const offCpu = median(off.map((run) => run.cpuUsPerRequest))
+    const ratios = []
+    for (const run of on) {
+      const other = off.find((candidate) => candidate.round === run.round)
+      if (other !== undefined) ratios.push(run.rps / other.rps - 1)
+    }
     return [{
       name: pair.name,
       issue: pair.issue,
       with: pair.with,
       without: pair.without,
-      addedUsPerRequest: 1e6 / on.rps - 1e6 / off.rps,
-      addedCpuUsPerRequest: on.cpuUsPerRequest !== null && off.cpuUsPerRequest !== null ? on.cpuUsPerRequest - off.cpuUsPerRequest : null,
-      throughputChange: on.rps / off.rps - 1,
-      throughputChangePaired: paired(pair)
+      bursts: Math.min(on.length, off.length),
+      addedUsPerRequest: 1e6 / onRps - 1e6 / offRps,
+      addedCpuUsPerRequest: onCpu !== null && offCpu !== null ? onCpu - offCpu : null,
+      throughputChange: onRps / offRps - 1,
+      throughputChangePaired: median(ratios)
     }]
   })
 }
@@ -89,16 +92,16 @@ const fmt = {
   pct: (value) => value === null ? '-' : `${value >= 0 ? '+' : ''}${(value * 100).toFixed(1)}%`
 }
 
-const MAIN_HEAD = ['configuration', 'req/s', 'x bare', 'p50 ms', 'x bare', 'p99 ms', 'x bare', 'RSS MB', 'CPU us/req', 'rounds', 'status']
+const MAIN_HEAD = ['configuration', 'req/s', 'x bare', 'p50 ms', 'x bare', 'p99 ms', 'x bare', 'RSS MB', 'CPU us/req', 'runs', 'status']
 
 function mainCells (row) {
   return [row.name, fmt.int(row.rps), fmt.x(row.rpsRatio), fmt.ms(row.p50), fmt.x(row.p50Ratio), fmt.ms(row.p99), fmt.x(row.p99Ratio), fmt.mb(row.rssMb), fmt.us(row.cpuUsPerRequest), String(row.rounds), row.status]
 }
 
-const MICRO_HEAD = ['feature', 'with', 'without', 'added us/req (wall)', 'added CPU us/req', 'throughput', 'paired']
+const MICRO_HEAD = ['feature', 'with', 'without', 'bursts', 'added us/req (wall)', 'added CPU us/req', 'throughput', 'paired']
 
 function microCells (item) {
-  return [item.name, item.with, item.without, fmt.signedUs(item.addedUsPerRequest), fmt.signedUs(item.addedCpuUsPerRequest), fmt.pct(item.throughputChange), fmt.pct(item.throughputChangePaired ?? null)]
+  return [item.name, item.with, item.without, String(item.bursts), fmt.signedUs(item.addedUsPerRequest), fmt.signedUs(item.addedCpuUsPerRequest), fmt.pct(item.throughputChange), fmt.pct(item.throughputChangePaired ?? null)]
 }
 
 function textTable (head, rows) {
@@ -129,7 +132,8 @@ export function markdownReport (meta, rows, microRows) {
     '',
     `- harness command (\`pnpm bench\` runs it after \`pnpm run build\`): \`${meta.command}\``,
     `- machine: ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, ${meta.machine.platform}; load average at start ${meta.machine.loadAverageAtStart.map((value) => value.toFixed(2)).join(' / ')} (1 / 5 / 15 min)`,
-    `- load: ${meta.load.tool}, ${meta.load.connections} connections, ${meta.load.warmup} s warm-up + ${meta.load.duration} s measured, ${meta.rounds} round(s), configurations interleaved (order rotated each round)`,
+    `- load: ${meta.load.tool}, ${meta.load.connections} connections, ${meta.load.warmup} s warm-up + ${meta.load.duration} s measured, ${meta.rounds} round(s), configurations interleaved (order rotated each round), each run a fresh process`,
+    `- micro pairs: both servers started and warmed up (${meta.load.warmup} s + ${meta.load.pairSeconds} s each), then ${meta.load.pairBursts} alternating bursts of ${meta.load.burstWarmup} s warm-up + ${meta.load.pairSeconds} s measured on each (with, without; then without, with; ...)`,
     `- pinning: ${meta.pinning.reason}`,
     `- baseline for every "x bare" ratio: ${BASELINE} in this run (req/s: higher is better; latency: lower is better)`,
     `- RSS: the highest VmRSS of the server process (and its children) sampled during the measured load; CPU us/req: its user+system CPU time over the measured run divided by the requests answered`,
@@ -142,7 +146,7 @@ export function markdownReport (meta, rows, microRows) {
   if (extra.length > 0) lines.push('', '## Micro configurations', '', markdownTable(MAIN_HEAD, extra.map(mainCells)))
   if (microRows.length > 0) {
     lines.push('', '## Added cost per request', '',
-      'wall: 1/req/s difference on the saturated server core; CPU: the gateway process\'s own CPU time per request; throughput: ratio of the medians; paired: median over rounds of each round\'s own ratio (less sensitive to a machine that drifts between rounds).', '',
+      'Each pair is measured in alternating bursts against the same two warm processes, so a machine that drifts during the run slows both sides alike. wall: 1/req/s difference on the saturated server core (medians over the bursts); CPU: the gateway process\'s own CPU time per request; throughput: ratio of the medians; paired: median of each burst\'s own with/without ratio.', '',
       markdownTable(MICRO_HEAD, microRows.map(microCells)))
   }
   const failures = rows.filter((row) => row.errors.length > 0)

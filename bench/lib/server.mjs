@@ -152,7 +152,8 @@ const builders = {
   'tollgate-contracts-off': () => tollgate({}),
   'tollgate-contracts-on': () => tollgate({ contracts: true }),
   'tollgate-plugin-proxy': () => tollgatePlugins({ metrics: false }),
-  'tollgate-plugin-metrics': () => tollgatePlugins({ metrics: true })
+  'tollgate-plugin-metrics': () => tollgatePlugins({ metrics: true }),
+  'tollgate-plugin-proxy-twin': () => tollgatePlugins({ metrics: false })
 }
 
 const build = builders[settings.name]
