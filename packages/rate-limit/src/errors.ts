@@ -13,7 +13,9 @@ export const InvalidRouteConfigError = createError('TOLLGATE_RATE_LIMIT_INVALID_
 export const RateLimitExceededError = createError(
   'TOLLGATE_RATE_LIMIT_EXCEEDED',
   'Rate limit exceeded, retry in %s seconds',
-  429
+  429,
+  Error,
+  false // an outcome, not a fault: no stack (it costs ~25 us and ~300 log bytes per refusal)
 )
 
 /**
