@@ -4,7 +4,7 @@
 // configurations interleaved over rounds, medians and ratios to bare
 // fastify + @fastify/http-proxy from the same run. See README.md.
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
-import { closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,6 +31,10 @@ const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/ben
   --max-seconds S   hard limit of the whole run         (env BENCH_MAX_SECONDS, default 600)
   --pair-bursts N   alternating bursts per micro pair    (env BENCH_PAIR_BURSTS, default 6)
   --pair-seconds S  measured seconds per burst           (env BENCH_PAIR_SECONDS, default 2)
+  --against DIR     compare the --only configurations built from this tree with the same ones
+                    from DIR (another checkout, installed and built), as pairs in alternating
+                    bursts (env BENCH_AGAINST): what a change buys, on a machine too noisy for
+                    two separate runs to tell
   --list            print the configurations and exit
 env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=DIR writes a
      --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
@@ -49,6 +53,7 @@ try {
       'max-seconds': { type: 'string' },
       'pair-bursts': { type: 'string' },
       'pair-seconds': { type: 'string' },
+      against: { type: 'string' },
       list: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
@@ -112,6 +117,33 @@ if (onlyRaw !== undefined && onlyRaw !== '') {
   }
   if (added.length > 0) notes.push(`added to --only for the ratios and pairs: ${added.join(', ')}`)
   selected = CONFIGS.filter((config) => wanted.has(config.name))
+}
+
+// --against: each selected configuration, once from this tree and once from the other one.
+const againstRaw = parsed.against ?? process.env.BENCH_AGAINST
+const againstTree = againstRaw === undefined || againstRaw === '' ? null : resolve(againstRaw)
+const abPairs = []
+if (againstTree !== null) {
+  if (onlyRaw === undefined || onlyRaw === '') {
+    console.error('--against: name the configurations to compare with --only')
+    process.exit(2)
+  }
+  for (const file of ['bench/lib/server.mjs', 'packages/gateway/dist/index.js']) {
+    if (!existsSync(join(againstTree, file))) {
+      console.error(`--against ${againstTree}: ${file} is missing (a checkout of this repository, after pnpm install and pnpm run build)`)
+      process.exit(2)
+    }
+  }
+  const names = new Set(onlyRaw.split(',').map((name) => name.trim()))
+  const compared = selected.filter((config) => names.has(config.name) && config.kind === 'node')
+  selected = compared.flatMap((config) => {
+    const other = { ...config, name: `${config.name}@against`, serverName: config.name, group: 'ab', tree: join(againstTree, 'bench'), title: `${config.title}, built from ${againstTree}` }
+    abPairs.push({ name: `${config.name}: this tree vs ${againstTree}`, with: config.name, without: other.name, issue: 8, concurrent: true })
+    byName.set(other.name, other)
+    return [{ ...config, group: 'ab' }, other]
+  })
+  for (const config of selected) byName.set(config.name, config)
+  notes.length = 0 // "added to --only ...": not in this mode
 }
 
 // ---------------------------------------------------------------- environment
@@ -256,12 +288,12 @@ async function startTarget (config, round) {
   const redisPrefix = `tollgate-bench:${process.pid}:${config.name}:${round}:`
   const logFile = join(workDir, `${config.name}-${round}.log`)
   const fd = openSync(logFile, 'w')
-  const child = track(forkNode(plan, plan.server, join(here, 'lib/server.mjs'), {
+  const child = track(forkNode(plan, plan.server, join(config.tree ?? here, 'lib/server.mjs'), {
     stdout: fd,
     execArgv: cpuProfDir === null ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--cpu-prof-name', `${config.name}-round${round}.cpuprofile`],
     env: {
       NODE_ENV: 'production',
-      BENCH_SERVER: JSON.stringify({ name: config.name, upstream: upstreamUrl, jwksUrl, publicKeyPem, redisUrl: REDIS_URL, redisPrefix, rlAlgorithm })
+      BENCH_SERVER: JSON.stringify({ name: config.serverName ?? config.name, upstream: upstreamUrl, jwksUrl, publicKeyPem, redisUrl: REDIS_URL, redisPrefix, rlAlgorithm })
     }
   }))
   closeSync(fd)
@@ -355,9 +387,9 @@ const headersOf = (config) => config.auth ? { authorization: `Bearer ${token}` }
  * every run gets (no failed request, everything proxied, the prefix rewritten, bodies intact).
  * Fills `run` (rps, latencies, RSS, CPU per request, problems).
  */
-async function measure (config, target, run, timing) {
+async function measure (config, target, run, timing, { checkUpstream = true } = {}) {
   const headers = headersOf(config)
-  const before = await upstreamCounts()
+  const before = checkUpstream ? await upstreamCounts() : null
   let cpuStart = null
   let sampler = null
   const onMeasure = () => {
@@ -377,22 +409,27 @@ async function measure (config, target, run, timing) {
     if (sampler !== null) clearInterval(sampler)
   }
   const cpuEnd = target.pid === null ? null : cpuSeconds(target.pid)
-  const after = await upstreamCounts()
   const { measure: measured } = result
   if (result.warmup !== undefined) run.problems.push(...describeFailures('warm-up', result.warmup))
   run.problems.push(...describeFailures('measured', measured))
   const answered = measured.ok + (result.warmup?.ok ?? 0)
-  if (after.served - before.served < answered) {
-    run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
-  }
-  if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
-  if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
+  run.answered = answered
+  if (before !== null) checkServed(run, before, await upstreamCounts(), answered)
   run.rps = measured.rps
   run.p50 = measured.p50
   run.p99 = measured.p99
   run.requests = measured.requests
   if (cpuStart !== null && cpuEnd !== null && measured.ok > 0) run.cpuUsPerRequest = (cpuEnd - cpuStart) * 1e6 / measured.ok
   return answered
+}
+
+/** What the upstream saw while `answered` requests got a 2xx: every one proxied, rewritten, intact. */
+function checkServed (run, before, after, answered) {
+  if (after.served - before.served < answered) {
+    run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
+  }
+  if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
+  if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
 }
 
 const newRun = (config, round, extra = {}) => ({ config: config.name, round, ...extra, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] })
@@ -460,16 +497,31 @@ async function runPair (pair) {
       if (warm.problems.length > 0) return failed(`warm-up: ${warm.problems.join('; ')}`)
     }
     for (let burst = 1; burst <= pairBursts; burst++) {
-      const order = burst % 2 === 1 ? [0, 1] : [1, 0]
-      for (const index of order) {
+      const measureSide = async (index) => {
         const run = newRun(sides[index], burst, { pair: pair.name })
         try {
-          await measure(sides[index], targets[index], run, { warmup: BURST_WARMUP, duration: pairSeconds })
+          await measure(sides[index], targets[index], run, { warmup: BURST_WARMUP, duration: pairSeconds }, { checkUpstream: !pair.concurrent })
         } catch (error) {
           run.problems.push(error.message)
         }
         run.ok = run.problems.length === 0
-        runs.push(run)
+        return run
+      }
+      if (pair.concurrent) {
+        // Both at once, sharing the server core: the scheduler gives each the same CPU time, so
+        // whatever slows the machine slows both in the same instant, and the throughput ratio
+        // is the ratio of their costs per request. The upstream's counts are checked for both.
+        const before = await upstreamCounts()
+        const both = await Promise.all([0, 1].map(measureSide))
+        const check = newRun(sides[0], burst)
+        checkServed(check, before, await upstreamCounts(), both.reduce((sum, run) => sum + (run.answered ?? 0), 0))
+        for (const run of both) {
+          run.problems.push(...check.problems)
+          run.ok = run.problems.length === 0
+        }
+        runs.push(...both)
+      } else {
+        for (const index of burst % 2 === 1 ? [0, 1] : [1, 0]) runs.push(await measureSide(index))
       }
       const [on, off] = sides.map((config) => runs.find((run) => run.config === config.name && run.round === burst))
       console.log(`[${pair.name}, burst ${burst}/${pairBursts}] ${on.ok && off.ok ? `with ${Math.round(on.rps)} req/s, without ${Math.round(off.rps)} req/s` : 'FAILED'}`)
@@ -488,7 +540,7 @@ const perRunSeconds = warmup + duration + 3
 // The main table's configurations run in rounds; a micro configuration runs in its pair.
 const runnableNames = new Set(runnable.map((config) => config.name))
 const mainConfigs = runnable.filter((config) => config.group === 'main')
-const pairs = MICRO.filter((pair) => runnableNames.has(pair.with) && runnableNames.has(pair.without))
+const pairs = (againstTree === null ? MICRO : abPairs).filter((pair) => runnableNames.has(pair.with) && runnableNames.has(pair.without))
 const perPairSeconds = 2 * (warmup + pairSeconds + 4) + pairBursts * 2 * (BURST_WARMUP + pairSeconds + 1)
 const estimate = mainConfigs.length * rounds * perRunSeconds + pairs.length * perPairSeconds
 console.log(`configurations: ${mainConfigs.map((config) => config.name).join(', ')}`)
@@ -536,7 +588,7 @@ rmSync(workDir, { recursive: true, force: true })
 
 // ---------------------------------------------------------------- report
 const rows = aggregate(selected, runs)
-const microRows = micro(runs)
+const microRows = micro(runs, pairs)
 const command = [
   ...Object.entries(process.env).filter(([key]) => key.startsWith('BENCH_') && !['BENCH_LOAD', 'BENCH_SERVER'].includes(key)).map(([key, value]) => `${key}=${value}`),
   'pnpm --filter @tollgate/bench run bench',

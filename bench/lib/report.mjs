@@ -53,8 +53,8 @@ export function aggregate (configs, runs) {
  * process's own CPU per request, the throughput change (ratio of the medians) and the
  * median of each burst's own with/without ratio.
  */
-export function micro (runs) {
-  return MICRO.flatMap((pair) => {
+export function micro (runs, pairs = MICRO) {
+  return pairs.flatMap((pair) => {
     const side = (name) => runs.filter((run) => run.ok && run.pair === pair.name && run.config === name)
     const on = side(pair.with)
     const off = side(pair.without)
