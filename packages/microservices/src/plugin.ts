@@ -3,8 +3,6 @@ import fp from 'fastify-plugin'
 import { pathProblem, requestProblems, tollgateRuntime, type RequestValidators, type TollgateEvents } from '@tollgate/common'
 import { BadGatewayError, BadPathError, MethodNotAllowedError, NoResponderError, RequestValidationError } from './errors.js'
 import { METHODS, resolveOptions, type MicroservicesOptions, type ResolvedOptions, type ResolvedPattern, type ResolvedUpstream } from './options.js'
-import { NatsClient } from './transport/nats.js'
-import { RedisClient } from './transport/redis.js'
 import { TcpClient } from './transport/tcp.js'
 import { targetOf, type TransportClient } from './transport/types.js'
 
@@ -18,14 +16,20 @@ interface InnerOptions {
   clients: Map<string, TransportClient>
 }
 
-function clientFor (upstream: ResolvedUpstream, channels: readonly string[]): TransportClient {
+// The Redis and NATS clients (ioredis, nats: some 8 MB of memory between them) are loaded
+// only by an app with an upstream of that transport.
+async function clientFor (upstream: ResolvedUpstream, channels: readonly string[]): Promise<TransportClient> {
   switch (upstream.transport) {
     case 'nest-tcp':
       return new TcpClient({ targets: upstream.targets, connectTimeout: upstream.connectTimeout })
-    case 'nest-redis':
+    case 'nest-redis': {
+      const { RedisClient } = await import('./transport/redis.js')
       return new RedisClient({ url: upstream.targets[0]!, connectTimeout: upstream.connectTimeout, channels })
-    case 'nest-nats':
+    }
+    case 'nest-nats': {
+      const { NatsClient } = await import('./transport/nats.js')
       return new NatsClient({ servers: upstream.targets, connectTimeout: upstream.connectTimeout })
+    }
   }
 }
 
@@ -220,7 +224,7 @@ export const tollgateMicroservices: FastifyPluginAsync<MicroservicesOptions> = a
   const clients = new Map<string, TransportClient>()
   for (const [name, upstream] of resolved.upstreams) {
     const channels = [...new Set(resolved.routes.filter((route) => route.upstream === name).flatMap((route) => route.patterns.map((pattern) => pattern.route)))]
-    const client = clientFor(upstream, channels)
+    const client = await clientFor(upstream, channels)
     clients.set(name, client)
     runtime.addReadinessCheck(`upstream:${name}`, async () => await client.readiness())
   }

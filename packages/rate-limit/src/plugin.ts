@@ -7,7 +7,7 @@ import { ipBucket } from './ip.js'
 import { bucketKey, rulePrefix } from './keys.js'
 import { resolveOptions, resolveRouteRule, type ResolvedRule, type TollgateRateLimitOptions } from './options.js'
 import { MemoryStore } from './store/memory.js'
-import { createRedisClient, RedisStore } from './store/redis.js'
+import type { RedisStore } from './store/redis.js'
 
 export const PLUGIN_NAME = '@tollgate/rate-limit'
 
@@ -98,6 +98,8 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     sweeper = setInterval(() => { store.sweep(clock()) }, 60_000)
     sweeper.unref()
   } else {
+    // Loaded only with a Redis store: an app counting in memory never loads ioredis (~8 MB).
+    const { createRedisClient, RedisStore } = await import('./store/redis.js')
     const owned = options.redis.client === null
     const client: Redis = options.redis.client ?? createRedisClient(options.redis)
     redis = new RedisStore(client, options.redis.keyPrefix, options.redis.commandTimeoutMs, owned)
