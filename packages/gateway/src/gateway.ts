@@ -11,7 +11,7 @@ import tollgateProxy from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
 import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
-import { destination, type DestinationStream } from 'pino'
+import type { DestinationStream } from 'pino'
 import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
 import { isInlinePem, manifestProblems } from './manifest/validate.js'
@@ -20,6 +20,7 @@ import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservic
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
 import { addSecurityHeaders } from './security-headers.js'
+import { stdoutLog } from './log-stream.js'
 import { VERSION } from './version.js'
 
 /** Defaults of the `server` section, documented in the README. */
@@ -77,29 +78,6 @@ function errorBody (request: FastifyRequest, statusCode: number, message: string
  * configured plugin registered and ready, not yet listening. Throws a
  * {@link ManifestError} (never a half-built gateway) when anything is wrong.
  */
-/** How long a log line may wait in the stdout buffer (nginx's `access_log ... flush=`). */
-const LOG_FLUSH_INTERVAL = 500
-
-/**
- * Log lines to stdout, written in batches of at least 4 KiB off the request path rather
- * than one write(2) per line: with info request logs that was the largest single cost of
- * a request (docs/architecture.md, Performance). A quiet gateway still shows each line
- * within LOG_FLUSH_INTERVAL; what is buffered is flushed when the gateway closes and when
- * the process exits, on a crash too (pino's exit handler): only a SIGKILL can lose it.
- */
-function stdoutLog (): { stream: DestinationStream, stop: () => void } {
-  const stream = destination({ dest: 1, sync: false, minLength: 4096 })
-  const timer = setInterval(() => { stream.flush() }, LOG_FLUSH_INTERVAL)
-  timer.unref()
-  return {
-    stream,
-    stop () {
-      clearInterval(timer)
-      stream.flush()
-    }
-  }
-}
-
 export async function createGateway (manifest: Manifest | LoadedManifest, options: GatewayOptions = {}): Promise<FastifyInstance> {
   const baseDir = (manifest as LoadedManifest).baseDir ?? process.cwd()
   const problems = manifestProblems(manifest, baseDir)
@@ -155,7 +133,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     fastifyOptions.https = { ...nodeServerOptions, cert: readKeyFile(server.tls.cert, baseDir), key: readKeyFile(server.tls.key, baseDir) }
   }
   const app = Fastify(fastifyOptions as FastifyServerOptions)
-  // A line logged after this still reaches stdout: pino flushes the buffer at process exit.
+  // A line logged after this still reaches stdout: in the next turn, or at process exit.
   if (stdout !== undefined) app.addHook('onClose', (_instance, done) => { stdout.stop(); done() })
   // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
   app.server.headersTimeout = headersTimeout
