@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import jwt from 'jsonwebtoken'
 import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, MICRO, REQUEST_PATH } from './lib/configs.mjs'
 import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
-import { cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
+import { autocannonLoad, cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { startNginx } from './lib/nginx.mjs'
 import { runWrk, wrkScript } from './lib/wrk.mjs'
 import { aggregate, consoleReport, markdownReport, micro } from './lib/report.mjs'
@@ -32,9 +32,9 @@ const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/ben
   --pair-bursts N   alternating bursts per micro pair    (env BENCH_PAIR_BURSTS, default 6)
   --pair-seconds S  measured seconds per burst           (env BENCH_PAIR_SECONDS, default 2)
   --against DIR     compare the --only configurations built from this tree with the same ones
-                    from DIR (another checkout, installed and built), as pairs in alternating
-                    bursts (env BENCH_AGAINST): what a change buys, on a machine too noisy for
-                    two separate runs to tell
+                    from DIR (another checkout, installed and built), both loaded at once in
+                    each burst (env BENCH_AGAINST): what a change buys, on a machine too noisy
+                    for two separate runs to tell
   --list            print the configurations and exit
 env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=DIR writes a
      --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
@@ -100,6 +100,8 @@ const byName = new Map(CONFIGS.map((config) => [config.name, config]))
 const notes = []
 let selected = CONFIGS
 const onlyRaw = parsed.only ?? process.env.BENCH_ONLY
+const againstRaw = parsed.against ?? process.env.BENCH_AGAINST
+const againstTree = againstRaw === undefined || againstRaw === '' ? null : resolve(againstRaw)
 if (onlyRaw !== undefined && onlyRaw !== '') {
   const names = onlyRaw.split(',').map((name) => name.trim()).filter(Boolean)
   const unknown = names.filter((name) => !byName.has(name))
@@ -109,7 +111,8 @@ if (onlyRaw !== undefined && onlyRaw !== '') {
   }
   const wanted = new Set(names)
   const added = []
-  for (const name of [BASELINE, ...names.flatMap((name) => byName.get(name).requires ?? [])]) {
+  // Head to head (--against), a configuration needs neither the baseline nor its micro pair.
+  for (const name of againstTree !== null ? [] : [BASELINE, ...names.flatMap((name) => byName.get(name).requires ?? [])]) {
     if (!wanted.has(name)) {
       wanted.add(name)
       added.push(name)
@@ -120,8 +123,6 @@ if (onlyRaw !== undefined && onlyRaw !== '') {
 }
 
 // --against: each selected configuration, once from this tree and once from the other one.
-const againstRaw = parsed.against ?? process.env.BENCH_AGAINST
-const againstTree = againstRaw === undefined || againstRaw === '' ? null : resolve(againstRaw)
 const abPairs = []
 if (againstTree !== null) {
   if (onlyRaw === undefined || onlyRaw === '') {
@@ -134,16 +135,12 @@ if (againstTree !== null) {
       process.exit(2)
     }
   }
-  const names = new Set(onlyRaw.split(',').map((name) => name.trim()))
-  const compared = selected.filter((config) => names.has(config.name) && config.kind === 'node')
-  selected = compared.flatMap((config) => {
+  selected = selected.filter((config) => config.kind === 'node').flatMap((config) => {
     const other = { ...config, name: `${config.name}@against`, serverName: config.name, group: 'ab', tree: join(againstTree, 'bench'), title: `${config.title}, built from ${againstTree}` }
     abPairs.push({ name: `${config.name}: this tree vs ${againstTree}`, with: config.name, without: other.name, issue: 8, concurrent: true })
-    byName.set(other.name, other)
     return [{ ...config, group: 'ab' }, other]
   })
   for (const config of selected) byName.set(config.name, config)
-  notes.length = 0 // "added to --only ...": not in this mode
 }
 
 // ---------------------------------------------------------------- environment
@@ -362,15 +359,6 @@ async function preflight (config, target, headers) {
   }
 }
 
-function loadWithAutocannon (url, { method, headers, body }, { warmup, duration }, onMeasure) {
-  const child = track(forkNode(plan, plan.load, join(here, 'lib/load.mjs'), {
-    env: { BENCH_LOAD: JSON.stringify({ url, connections, warmup, duration, method, headers, body }) }
-  }))
-  const done = waitForMessage(child, (message) => message?.type === 'result', (warmup + duration + 30) * 1000, 'autocannon')
-  child.on('message', (message) => { if (message?.type === 'phase') onMeasure() })
-  return done.finally(() => stopChild(child, 2000))
-}
-
 function describeFailures (phase, result) {
   const problems = []
   if (result.non2xx > 0) problems.push(`${phase}: ${result.non2xx} non-2xx answers ${JSON.stringify(result.statusCodes)}`)
@@ -403,7 +391,7 @@ async function measure (config, target, run, timing, { checkUpstream = true } = 
   let result
   try {
     result = wrk === null
-      ? await loadWithAutocannon(url, { method: request.method, headers: { ...headers, ...request.headers }, body: request.body }, timing, onMeasure)
+      ? await autocannonLoad(plan, plan.load, { url, connections, ...timing, method: request.method, headers: { ...headers, ...request.headers }, body: request.body }, { onMeasure, track })
       : await runWrk(wrk, plan, { url, connections, ...timing, script, authorization: headers.authorization, method: request.method, body: request.body, contentType: request.headers['content-type'], onMeasure })
   } finally {
     if (sampler !== null) clearInterval(sampler)
@@ -414,7 +402,7 @@ async function measure (config, target, run, timing, { checkUpstream = true } = 
   run.problems.push(...describeFailures('measured', measured))
   const answered = measured.ok + (result.warmup?.ok ?? 0)
   run.answered = answered
-  if (before !== null) checkServed(run, before, await upstreamCounts(), answered)
+  if (before !== null) run.problems.push(...servedProblems(before, await upstreamCounts(), answered))
   run.rps = measured.rps
   run.p50 = measured.p50
   run.p99 = measured.p99
@@ -424,12 +412,14 @@ async function measure (config, target, run, timing, { checkUpstream = true } = 
 }
 
 /** What the upstream saw while `answered` requests got a 2xx: every one proxied, rewritten, intact. */
-function checkServed (run, before, after, answered) {
+function servedProblems (before, after, answered) {
+  const problems = []
   if (after.served - before.served < answered) {
-    run.problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
+    problems.push(`the upstream served ${after.served - before.served} requests but ${answered} were answered 2xx: not everything was proxied`)
   }
-  if (after.refused !== before.refused) run.problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
-  if (after.badBodies !== before.badBodies) run.problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
+  if (after.refused !== before.refused) problems.push(`${after.refused - before.refused} requests reached the upstream with the prefix not rewritten`)
+  if (after.badBodies !== before.badBodies) problems.push(`${after.badBodies - before.badBodies} POST bodies reached the upstream altered (or with another method)`)
+  return problems
 }
 
 const newRun = (config, round, extra = {}) => ({ config: config.name, round, ...extra, ok: false, rps: null, p50: null, p99: null, rssMaxBytes: null, cpuUsPerRequest: null, problems: [] })
@@ -513,10 +503,9 @@ async function runPair (pair) {
         // is the ratio of their costs per request. The upstream's counts are checked for both.
         const before = await upstreamCounts()
         const both = await Promise.all([0, 1].map(measureSide))
-        const check = newRun(sides[0], burst)
-        checkServed(check, before, await upstreamCounts(), both.reduce((sum, run) => sum + (run.answered ?? 0), 0))
+        const problems = servedProblems(before, await upstreamCounts(), both.reduce((sum, run) => sum + (run.answered ?? 0), 0))
         for (const run of both) {
-          run.problems.push(...check.problems)
+          run.problems.push(...problems)
           run.ok = run.problems.length === 0
         }
         runs.push(...both)

@@ -10,7 +10,7 @@ import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DIRECT_PATH, REQUEST_PATH } from './lib/configs.mjs'
-import { forkNode, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
+import { autocannonLoad, forkNode, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { median } from './lib/report.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -70,16 +70,9 @@ async function startGateway (workers) {
 }
 
 async function load (url) {
-  const child = forkNode(NO_PIN, null, join(here, 'lib/load.mjs'), { env: { BENCH_LOAD: JSON.stringify({ url: `${url}${REQUEST_PATH}`, connections, warmup, duration }) } })
-  children.add(child)
-  try {
-    const { measure } = await waitForMessage(child, (message) => message?.type === 'result', (warmup + duration + 30) * 1000, 'load')
-    if (measure.non2xx > 0 || measure.errors > 0 || measure.timeouts > 0) throw new Error(`failed requests: ${JSON.stringify(measure)}`)
-    return measure
-  } finally {
-    await stopChild(child, 2000)
-    children.delete(child)
-  }
+  const { measure } = await autocannonLoad(NO_PIN, null, { url: `${url}${REQUEST_PATH}`, connections, warmup, duration }, { track: (child) => { children.add(child); return child } })
+  if (measure.non2xx > 0 || measure.errors > 0 || measure.timeouts > 0) throw new Error(`failed requests: ${JSON.stringify(measure)}`)
+  return measure
 }
 
 const runs = []

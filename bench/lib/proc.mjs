@@ -4,7 +4,8 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 /** The absolute path of an executable on PATH, or null. */
 export function onPath (name) {
@@ -159,3 +160,22 @@ export function cpuSeconds (pid) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const LOAD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'load.mjs')
+
+/**
+ * Load from autocannon in its own process (lib/load.mjs, pinned to `cpu`) with `settings`
+ * ({ url, connections, warmup, duration, method, headers, body }); resolves with its result
+ * ({ warmup, measure }). `onMeasure` is called when the measured part starts; `track` gets
+ * the child (to kill it if the harness dies).
+ */
+export async function autocannonLoad (plan, cpu, settings, { onMeasure = () => {}, track = (child) => child } = {}) {
+  const child = track(forkNode(plan, cpu, LOAD_SCRIPT, { env: { BENCH_LOAD: JSON.stringify(settings) } }))
+  const result = waitForMessage(child, (message) => message?.type === 'result', (settings.warmup + settings.duration + 30) * 1000, 'autocannon')
+  child.on('message', (message) => { if (message?.type === 'phase') onMeasure() })
+  try {
+    return await result
+  } finally {
+    await stopChild(child, 2000)
+  }
+}

@@ -20,7 +20,7 @@ import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservic
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
 import { addSecurityHeaders } from './security-headers.js'
-import { stdoutLog } from './log-stream.js'
+import { StdoutLog } from './log-stream.js'
 import { VERSION } from './version.js'
 
 /** Defaults of the `server` section, documented in the README. */
@@ -100,8 +100,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 2)))
   }
 
-  const stdout = options.logStream === undefined ? stdoutLog() : undefined
-  const logStream = options.logStream ?? stdout!.stream
+  const stdout = options.logStream === undefined ? new StdoutLog() : undefined
+  const logStream = options.logStream ?? stdout!
   const fastifyOptions: FastifyServerOptions & { http?: typeof nodeServerOptions, https?: typeof nodeServerOptions & { cert: Buffer, key: Buffer } } = {
     logger: {
       ...loggerOptions({ level: options.logLevel ?? server.logLevel ?? 'info', apiKeyHeader }),
@@ -134,7 +134,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   }
   const app = Fastify(fastifyOptions as FastifyServerOptions)
   // A line logged after this still reaches stdout: in the next turn, or at process exit.
-  if (stdout !== undefined) app.addHook('onClose', (_instance, done) => { stdout.stop(); done() })
+  if (stdout !== undefined) app.addHook('onClose', (_instance, done) => { stdout.handOver(); done() })
   // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
   app.server.headersTimeout = headersTimeout
   // Node truncates past maxHeadersCount without a word; one more than the limit lets the

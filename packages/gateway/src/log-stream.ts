@@ -4,6 +4,10 @@ import { destination } from 'pino'
 const pending = new Set<StdoutLog>()
 let exitHookInstalled = false
 
+function flushPendingAtExit (): void {
+  for (const stream of pending) stream.flushSync()
+}
+
 /**
  * The gateway's log lines on stdout, handed to sonic-boom (pino's own destination) as one
  * string per turn of the event loop rather than one per line.
@@ -24,53 +28,39 @@ export class StdoutLog {
   readonly #sonic = destination({ dest: 1, sync: false })
   #lines: string[] = []
   #scheduled = false
-  readonly #handOverNow = (): void => {
+  readonly #endOfTurn = (): void => {
     this.#scheduled = false
-    this.#handOver()
+    this.handOver()
+  }
+
+  constructor () {
+    if (!exitHookInstalled) {
+      exitHookInstalled = true
+      process.on('exit', flushPendingAtExit)
+    }
   }
 
   write (line: string): boolean {
     if (this.#lines.push(line) === 1) pending.add(this)
     if (!this.#scheduled) {
       this.#scheduled = true
-      setImmediate(this.#handOverNow)
+      setImmediate(this.#endOfTurn)
     }
     return true
   }
 
   /** Writes everything logged so far before returning (at exit). */
   flushSync (): void {
-    this.#handOver()
+    this.handOver()
     this.#sonic.flushSync()
   }
 
-  /** Gives sonic-boom the lines logged so far; it writes them at once, in order. */
+  /** Gives sonic-boom the lines logged so far (the gateway's onClose); it writes them at once, in order. */
   handOver (): void {
-    this.#handOver()
-  }
-
-  #handOver (): void {
     pending.delete(this)
     if (this.#lines.length === 0) return
-    const text = this.#lines.length === 1 ? this.#lines[0]! : this.#lines.join('')
+    const text = this.#lines.join('')
     this.#lines = []
     this.#sonic.write(text)
-  }
-}
-
-/** A stdout log for one gateway; `stop()` hands over what is pending (the gateway's onClose). */
-export function stdoutLog (): { stream: StdoutLog, stop: () => void } {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true
-    process.on('exit', () => {
-      for (const stream of pending) stream.flushSync()
-    })
-  }
-  const stream = new StdoutLog()
-  return {
-    stream,
-    stop () {
-      stream.handOver()
-    }
   }
 }
