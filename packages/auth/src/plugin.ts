@@ -188,15 +188,9 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   }
 
   // ── The methods ──
-  /** A verified token's identity: from the cache, else verified (and then cached). */
-  async function jwtIdentity (token: string): Promise<CachedToken> {
+  /** A token verified (and then cached under `digest`). */
+  async function jwtIdentity (token: string, digest: string | undefined): Promise<CachedToken> {
     const cache = tokenCache
-    let digest: string | undefined
-    if (cache !== undefined) {
-      digest = cache.digest(token)
-      const hit = cache.get(digest)
-      if (hit !== undefined) return hit
-    }
     const version = cache?.version() ?? 0
     let claims: Record<string, unknown>
     try {
@@ -259,8 +253,11 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
    * presented must be valid, and all must name one principal (never "first valid wins").
    * Credentials are all read (and refused when ambiguous) before any is checked, then
    * checked in order: token, API key, forward auth. No closure or list per request.
+   *
+   * Returns undefined when it is done synchronously: a cached token (or an API key) and
+   * no forward auth, the usual request, costs no promise and no microtask hop.
    */
-  async function authenticate (request: FastifyRequest, reply: FastifyReply, auth: Extract<RouteAuth, { public: false }>): Promise<void> {
+  function authenticate (request: FastifyRequest, reply: FastifyReply, auth: Extract<RouteAuth, { public: false }>): Promise<void> | undefined {
     try {
       const methods = auth.methods
       const raw = request.raw
@@ -297,50 +294,75 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
 
       if (!useJwt && presented === undefined && credentials === null) throw new Refusal('missing', new errors.MissingCredentialsError(), REALM)
 
-      let identity: TollgateIdentity | undefined
-      let cached: CachedToken | undefined
-      if (useJwt) {
-        cached = await jwtIdentity(bearer as string)
-        identity = cached.identity
+      const digest = useJwt ? tokenCache?.digest(bearer as string) : undefined
+      const cached = digest === undefined ? undefined : tokenCache?.get(digest)
+      if ((useJwt && cached === undefined) || credentials !== null) {
+        return authenticateLater(request, reply, auth, useJwt ? bearer as string : undefined, digest, cached, presented, credentials)
       }
-      if (presented !== undefined) {
-        const found = apiKeyIdentity(presented)
-        if (identity === undefined) identity = found
-        else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
-      }
+      admit(request, auth, withApiKey(cached?.identity, presented), cached)
+      return undefined
+    } catch (error) {
+      if (error instanceof Refusal) throw refuse(request, reply, error)
+      throw error
+    }
+  }
+
+  /** The rest of {@link authenticate} when a token must be verified or forward auth asked. */
+  async function authenticateLater (
+    request: FastifyRequest, reply: FastifyReply, auth: Extract<RouteAuth, { public: false }>,
+    bearer: string | undefined, digest: string | undefined, hit: CachedToken | undefined,
+    presented: string | undefined, credentials: Record<string, string> | null
+  ): Promise<void> {
+    try {
+      const cached = hit ?? (bearer === undefined ? undefined : await jwtIdentity(bearer, digest))
+      let identity = withApiKey(cached?.identity, presented)
       if (credentials !== null) {
         const found = await forwardIdentity(request, credentials)
         if (identity === undefined) identity = found
         else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
       }
-      const verified = identity as TollgateIdentity
-      let headers: ReadonlyArray<readonly [string, string]>
-      try {
-        // A cached token's headers are computed once (they depend on its identity only).
-        if (cached !== undefined && cached.identity === verified) {
-          headers = cached.headers ?? (cached.headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim))
-        } else {
-          headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim)
-        }
-      } catch (error) {
-        if (!(error instanceof UnsafeIdentityValue)) throw error
-        throw invalidToken(error.message, error)
-      }
-      if (auth.roles.length > 0 && !includesAny(verified.roles, auth.roles)) {
-        throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
-      }
-      if (!includesAll(verified.permissions, auth.permissions)) {
-        throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
-      }
-      request.tollgateIdentity = verified
-      const target = raw.headers
-      for (let i = 0; i < headers.length; i++) {
-        const header = headers[i] as readonly [string, string]
-        target[header[0]] = header[1]
-      }
+      admit(request, auth, identity, cached)
     } catch (error) {
       if (error instanceof Refusal) throw refuse(request, reply, error)
       throw error
+    }
+  }
+
+  /** The identity so far, checked against the API key presented (if any): both must name one principal. */
+  function withApiKey (identity: TollgateIdentity | undefined, presented: string | undefined): TollgateIdentity | undefined {
+    if (presented === undefined) return identity
+    const found = apiKeyIdentity(presented)
+    if (identity === undefined) return found
+    if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
+    return identity
+  }
+
+  /** Checks the verified identity against the route and hands it (and its headers) to the request. */
+  function admit (request: FastifyRequest, auth: Extract<RouteAuth, { public: false }>, identity: TollgateIdentity | undefined, cached: CachedToken | undefined): void {
+    const verified = identity as TollgateIdentity
+    let headers: ReadonlyArray<readonly [string, string]>
+    try {
+      // A cached token's headers are computed once (they depend on its identity only).
+      if (cached !== undefined && cached.identity === verified) {
+        headers = cached.headers ?? (cached.headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim))
+      } else {
+        headers = identityHeaders(verified, options.identityHeaders, rolesClaim, permissionsClaim)
+      }
+    } catch (error) {
+      if (!(error instanceof UnsafeIdentityValue)) throw error
+      throw invalidToken(error.message, error)
+    }
+    if (auth.roles.length > 0 && !includesAny(verified.roles, auth.roles)) {
+      throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
+    }
+    if (!includesAll(verified.permissions, auth.permissions)) {
+      throw new Refusal('forbidden', new errors.ForbiddenError(), undefined)
+    }
+    request.tollgateIdentity = verified
+    const target = request.raw.headers
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i] as readonly [string, string]
+      target[header[0]] = header[1]
     }
   }
 
@@ -358,10 +380,24 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
         if (setting.stripCredentials) stripCredentials(request)
         done()
       }
-      : async function tollgateAuthenticate (request: FastifyRequest, reply: FastifyReply) {
+      : function tollgateAuthenticate (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) {
         (request as unknown as Record<symbol, boolean>)[kHandled] = true
-        await authenticate(request, reply, setting.auth as Extract<RouteAuth, { public: false }>)
-        if (setting.stripCredentials) stripCredentials(request)
+        let pending: Promise<void> | undefined
+        try {
+          pending = authenticate(request, reply, setting.auth as Extract<RouteAuth, { public: false }>)
+        } catch (error) {
+          done(error as Error)
+          return
+        }
+        if (pending === undefined) {
+          if (setting.stripCredentials) stripCredentials(request)
+          done()
+          return
+        }
+        pending.then(() => {
+          if (setting.stripCredentials) stripCredentials(request)
+          done()
+        }, done)
       }
     Object.defineProperty(hook, kAuthHook, { value: true })
     return hook as onRequestHookHandler
@@ -407,7 +443,10 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
       hook = routeHook(settingFor({ config: config as RouteOptions['config'], method: request.method, url: request.routeOptions.url ?? '' })) as unknown as LateHook
       lateRouteHooks.set(config, hook)
     }
-    await hook(request, reply, () => undefined)
+    const run = hook
+    await new Promise<void>((resolve, reject) => {
+      run(request, reply, (error) => { if (error === undefined) resolve(); else reject(error) })
+    })
   }
 }
 

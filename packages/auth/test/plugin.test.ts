@@ -154,6 +154,24 @@ t.test('a token and an API key of the same principal are accepted together', asy
   t.equal(res.json().identity.id, 'reporting-partner')
 })
 
+t.test('a cached token is checked with the other credentials exactly like a first verification', async (t) => {
+  // The first request verifies the token; the second takes the synchronous cache-hit path.
+  const { app } = await buildApp(t, base)
+  const partner = signHmac(SECRET, claims('reporting-partner'))
+  const alice = signHmac(SECRET, claims('alice'))
+  for (const attempt of ['verified', 'cached']) {
+    const same = await app.inject({ url: '/protected', headers: { ...bearer(partner), 'x-api-key': PARTNER_KEY } })
+    t.equal(same.statusCode, 200, `${attempt}: same principal`)
+    t.equal(same.json().identity.id, 'reporting-partner')
+    const other = await app.inject({ url: '/protected', headers: { ...bearer(alice), 'x-api-key': PARTNER_KEY } })
+    t.equal(other.statusCode, 401, `${attempt}: different principals`)
+    t.equal(other.json().code, 'TOLLGATE_AUTH_CONFLICTING_CREDENTIALS')
+    const wrongKey = await app.inject({ url: '/protected', headers: { ...bearer(alice), 'x-api-key': 'guess' } })
+    t.equal(wrongKey.statusCode, 401, `${attempt}: a valid token does not excuse a wrong key`)
+    t.equal(wrongKey.json().code, 'TOLLGATE_AUTH_INVALID_API_KEY')
+  }
+})
+
 t.test('a public route needs nothing and gets no identity', async (t) => {
   const { app } = await buildApp(t, base)
   const res = await app.inject({ url: '/public' })
