@@ -74,3 +74,78 @@ t.test('lines logged just before an uncaught exception are written', async (t) =
   t.ok(lines.some((line) => line.marker === 'before-crash'), 'the line of the crashing turn')
   t.ok(lines.some((line) => line.url === '/api/before-the-crash'), 'the request line of the turn before')
 })
+
+t.test('stdout that is a file or a device is written synchronously, a pipe asynchronously', async (t) => {
+  const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { StdoutLog, writesWithoutWaiting } = await import('../src/log-stream.js')
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-log-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+
+  const file = openSync(join(dir, 'out.log'), 'w')
+  t.teardown(() => { closeSync(file) })
+  t.equal(writesWithoutWaiting(file), true, 'a regular file')
+  const log = new StdoutLog(file)
+  t.equal(log.synchronous, true)
+  log.write('{"n":1}\n')
+  log.write('{"n":2}\n')
+  await new Promise((resolve) => setImmediate(resolve))
+  t.equal(readFileSync(join(dir, 'out.log'), 'utf8'), '{"n":1}\n{"n":2}\n', 'written by the end of the turn, in order')
+
+  const devNull = openSync('/dev/null', 'w')
+  t.teardown(() => { closeSync(devNull) })
+  t.equal(writesWithoutWaiting(devNull), true, '/dev/null')
+  t.equal(writesWithoutWaiting(987654), false, 'a closed descriptor')
+
+  // A pipe: the child's stdout is one; it reports what it sees there.
+  const child = spawn(process.execPath, ['--input-type=module', '-e',
+    `const { writesWithoutWaiting } = await import(${JSON.stringify(fileURLToPath(new URL('../dist/log-stream.js', import.meta.url)))}); process.stderr.write(String(writesWithoutWaiting(1)))`
+  ], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let reported = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { reported += chunk })
+  child.stdout.resume()
+  await new Promise((resolve) => child.on('close', resolve))
+  t.equal(reported, 'false', 'a pipe is written asynchronously')
+})
+
+t.test('a gateway logging to a file writes every request line, in order', async (t) => {
+  const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-log-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const path = join(dir, 'gateway.log')
+  const out = openSync(path, 'w')
+  const script = `
+    import { createServer } from 'node:http'
+    const { createGateway } = await import(${JSON.stringify(GATEWAY)})
+    const upstream = createServer((req, res) => { res.end('{}') })
+    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const app = await createGateway({
+      version: 1,
+      server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
+      upstreams: { api: { targets: ['http://127.0.0.1:' + upstream.address().port] } },
+      routes: [{ prefix: '/api', upstream: 'api', auth: false }]
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const base = 'http://127.0.0.1:' + app.server.address().port
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(Array.from({ length: 10 }, async (_, i) => { await (await fetch(base + '/api/n/' + (round * 10 + i))).arrayBuffer() }))
+    }
+    await app.close()
+    upstream.close()
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', out, 'pipe'] })
+  closeSync(out)
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.equal(code, 0, stderr)
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line) as Record<string, unknown>)
+  const requests = lines.filter((line) => line.msg === 'request completed')
+  t.equal(requests.length, 100, 'one whole line per request')
+  t.equal(new Set(requests.map((line) => line.url)).size, 100)
+  const times = lines.map((line) => line.time as number)
+  t.same(times, [...times].sort((a, b) => a - b), 'in the order logged')
+})
