@@ -35,6 +35,9 @@ const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/ben
                     from DIR (another checkout, installed and built), both loaded at once in
                     each burst (env BENCH_AGAINST): what a change buys, on a machine too noisy
                     for two separate runs to tell
+  --against-mode M  together (default): both sides loaded at once; in-turn: one side after the
+                    other in each burst, which also charges work a server does on other threads
+                    (libuv's thread pool: file writes, DNS, crypto) (env BENCH_AGAINST_MODE)
   --list            print the configurations and exit
 env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=DIR writes a
      --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
@@ -54,6 +57,7 @@ try {
       'pair-bursts': { type: 'string' },
       'pair-seconds': { type: 'string' },
       against: { type: 'string' },
+      'against-mode': { type: 'string' },
       list: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' }
     },
@@ -102,6 +106,11 @@ let selected = CONFIGS
 const onlyRaw = parsed.only ?? process.env.BENCH_ONLY
 const againstRaw = parsed.against ?? process.env.BENCH_AGAINST
 const againstTree = againstRaw === undefined || againstRaw === '' ? null : resolve(againstRaw)
+const againstMode = parsed['against-mode'] ?? process.env.BENCH_AGAINST_MODE ?? 'together'
+if (againstMode !== 'together' && againstMode !== 'in-turn') {
+  console.error(`--against-mode: "${againstMode}" is neither together nor in-turn`)
+  process.exit(2)
+}
 if (onlyRaw !== undefined && onlyRaw !== '') {
   const names = onlyRaw.split(',').map((name) => name.trim()).filter(Boolean)
   const unknown = names.filter((name) => !byName.has(name))
@@ -137,7 +146,7 @@ if (againstTree !== null) {
   }
   selected = selected.filter((config) => config.kind === 'node').flatMap((config) => {
     const other = { ...config, name: `${config.name}@against`, serverName: config.name, group: 'ab', tree: join(againstTree, 'bench'), title: `${config.title}, built from ${againstTree}` }
-    abPairs.push({ name: `${config.name}: this tree vs ${againstTree}`, with: config.name, without: other.name, issue: 8, concurrent: true })
+    abPairs.push({ name: `${config.name}: this tree vs ${againstTree}`, with: config.name, without: other.name, issue: 8, concurrent: againstMode === 'together' })
     return [{ ...config, group: 'ab' }, other]
   })
   for (const config of selected) byName.set(config.name, config)
@@ -588,7 +597,7 @@ const meta = {
   finishedAt: new Date().toISOString(),
   command,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}`, loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
-  load: { tool: loadTool, connections, warmup, duration, pairBursts, pairSeconds, burstWarmup: BURST_WARMUP },
+  load: { tool: loadTool, connections, warmup, duration, pairBursts, pairSeconds, burstWarmup: BURST_WARMUP, againstMode: againstTree === null ? null : againstMode },
   rounds,
   pinning: plan,
   rateLimitAlgorithm: rlAlgorithm,

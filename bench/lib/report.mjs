@@ -133,7 +133,9 @@ export function markdownReport (meta, rows, microRows) {
     `- harness command (\`pnpm bench\` runs it after \`pnpm run build\`): \`${meta.command}\``,
     `- machine: ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, ${meta.machine.platform}; load average at start ${meta.machine.loadAverageAtStart.map((value) => value.toFixed(2)).join(' / ')} (1 / 5 / 15 min)`,
     `- load: ${meta.load.tool}, ${meta.load.connections} connections, ${meta.load.warmup} s warm-up + ${meta.load.duration} s measured, ${meta.rounds} round(s), configurations interleaved (order rotated each round), each run a fresh process`,
-    `- micro pairs: both servers started and warmed up (${meta.load.warmup} s + ${meta.load.pairSeconds} s each), then ${meta.load.pairBursts} alternating bursts of ${meta.load.burstWarmup} s warm-up + ${meta.load.pairSeconds} s measured on each (with, without; then without, with; ...)`,
+    meta.load.againstMode === 'together'
+      ? `- head to head (--against): both servers started and warmed up (${meta.load.warmup} s + ${meta.load.pairSeconds} s each), then ${meta.load.pairBursts} bursts of ${meta.load.burstWarmup} s warm-up + ${meta.load.pairSeconds} s measured, both sides loaded at the same time (work on other threads, such as libuv's thread pool, is not charged to its side: see bench/README.md)`
+      : `- ${meta.load.againstMode === 'in-turn' ? 'head to head (--against, in turn)' : 'micro pairs'}: both servers started and warmed up (${meta.load.warmup} s + ${meta.load.pairSeconds} s each), then ${meta.load.pairBursts} alternating bursts of ${meta.load.burstWarmup} s warm-up + ${meta.load.pairSeconds} s measured on each (with, without; then without, with; ...)`,
     `- pinning: ${meta.pinning.reason}`,
     `- baseline for every "x bare" ratio: ${BASELINE} in this run (req/s: higher is better; latency: lower is better)`,
     `- RSS: the highest VmRSS of the server process (and its children) sampled during the measured load; CPU us/req: its user+system CPU time over the measured run divided by the requests answered`,
