@@ -5,8 +5,17 @@ import { destination } from 'pino'
 const pending = new Set<StdoutLog>()
 let exitHookInstalled = false
 
+/** Log bytes kept while stdout cannot take them (a full disk, a stalled reader); past this, lines are dropped. */
+export const MAX_PENDING_LOG_BYTES = 16 * 1024 * 1024
+
 function flushPendingAtExit (): void {
-  for (const stream of pending) stream.flushSync()
+  for (const stream of pending) {
+    try {
+      stream.flushSync()
+    } catch {
+      // Exiting with stdout broken: nothing more can be done for these lines.
+    }
+  }
 }
 
 /**
@@ -53,6 +62,8 @@ export class StdoutLog {
   readonly synchronous: boolean
   readonly #sonic: ReturnType<typeof destination>
   #lines: string[] = []
+  /** Set while stdout refuses writes, so the failure is reported once, not once per turn. */
+  #failing = false
   #scheduled = false
   readonly #endOfTurn = (): void => {
     this.#scheduled = false
@@ -61,7 +72,16 @@ export class StdoutLog {
 
   constructor (fd = 1) {
     this.synchronous = writesWithoutWaiting(fd)
-    this.#sonic = destination({ dest: fd, sync: this.synchronous })
+    this.#sonic = destination({ dest: fd, sync: this.synchronous, maxLength: MAX_PENDING_LOG_BYTES })
+    // A log that cannot be written must not stop the gateway (an unhandled 'error' would
+    // crash it): say so once on stderr, keep the lines (up to the limit) and retry them
+    // with the next turn's, as sonic-boom does after an error.
+    this.#sonic.on('error', (error: NodeJS.ErrnoException) => {
+      if (this.#failing) return
+      this.#failing = true
+      process.stderr.write(`tollgate: cannot write log lines to stdout (${error.code ?? error.message}); up to ${MAX_PENDING_LOG_BYTES / 1024 / 1024} MiB are kept and retried, then lines are dropped\n`)
+    })
+    this.#sonic.on('write', () => { this.#failing = false })
     if (!exitHookInstalled) {
       exitHookInstalled = true
       process.on('exit', flushPendingAtExit)

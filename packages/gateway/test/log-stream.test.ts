@@ -149,3 +149,41 @@ t.test('a gateway logging to a file writes every request line, in order', async 
   const times = lines.map((line) => line.time as number)
   t.same(times, [...times].sort((a, b) => a - b), 'in the order logged')
 })
+
+t.test('a stdout that refuses writes (a full disk) costs the log lines, never the gateway', async (t) => {
+  const { openSync, closeSync } = await import('node:fs')
+  // /dev/full: every write fails with ENOSPC.
+  const full = openSync('/dev/full', 'w')
+  const script = `
+    import { createServer } from 'node:http'
+    const { createGateway } = await import(${JSON.stringify(GATEWAY)})
+    const upstream = createServer((req, res) => { res.end('{"ok":true}') })
+    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
+    const app = await createGateway({
+      version: 1,
+      server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
+      upstreams: { api: { targets: ['http://127.0.0.1:' + upstream.address().port] } },
+      routes: [{ prefix: '/api', upstream: 'api', auth: false }]
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const base = 'http://127.0.0.1:' + app.server.address().port
+    const statuses = []
+    for (let i = 0; i < 20; i++) {
+      const response = await fetch(base + '/api/n/' + i)
+      statuses.push(response.status + ':' + await response.text())
+    }
+    process.stderr.write('STATUSES ' + JSON.stringify(statuses) + '\\n')
+    await app.close()
+    upstream.close()
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', full, 'pipe'] })
+  closeSync(full)
+  let stderr = ''
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  t.equal(code, 0, stderr)
+  const statuses = JSON.parse(/STATUSES (.*)/.exec(stderr)?.[1] ?? '[]') as string[]
+  t.same(statuses, Array.from({ length: 20 }, () => '200:{"ok":true}'), 'every request proxied')
+  const notices = stderr.split('\n').filter((line) => line.startsWith('tollgate: cannot write log lines to stdout (ENOSPC)'))
+  t.equal(notices.length, 1, 'said once on stderr, not once per line')
+})
