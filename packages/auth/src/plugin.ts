@@ -316,11 +316,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     try {
       const cached = hit ?? (bearer === undefined ? undefined : await jwtIdentity(bearer, digest))
       let identity = withApiKey(cached?.identity, presented)
-      if (credentials !== null) {
-        const found = await forwardIdentity(request, credentials)
-        if (identity === undefined) identity = found
-        else if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
-      }
+      if (credentials !== null) identity = joinIdentity(identity, await forwardIdentity(request, credentials))
       admit(request, auth, identity, cached)
     } catch (error) {
       if (error instanceof Refusal) throw refuse(request, reply, error)
@@ -328,13 +324,16 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     }
   }
 
-  /** The identity so far, checked against the API key presented (if any): both must name one principal. */
-  function withApiKey (identity: TollgateIdentity | undefined, presented: string | undefined): TollgateIdentity | undefined {
-    if (presented === undefined) return identity
-    const found = apiKeyIdentity(presented)
+  /** The identity a further credential found, joined to the one so far: both must name one principal. */
+  function joinIdentity (identity: TollgateIdentity | undefined, found: TollgateIdentity): TollgateIdentity {
     if (identity === undefined) return found
     if (identity.id !== found.id) throw new Refusal('invalid', new errors.ConflictingCredentialsError(), REALM)
     return identity
+  }
+
+  /** The identity so far, joined with the API key presented (if any). */
+  function withApiKey (identity: TollgateIdentity | undefined, presented: string | undefined): TollgateIdentity | undefined {
+    return presented === undefined ? identity : joinIdentity(identity, apiKeyIdentity(presented))
   }
 
   /** Checks the verified identity against the route and hands it (and its headers) to the request. */

@@ -1,15 +1,22 @@
 import { spawn } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
 const GATEWAY = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 
-/** Runs `body` in a fresh Node process after building `app`, a gateway logging to stdout. */
-async function runGateway (body: string): Promise<{ code: number | null, lines: Array<Record<string, unknown>>, stderr: string }> {
+/**
+ * Runs `body` in a fresh Node process after building `app`, a gateway logging to stdout:
+ * a pipe whose lines are returned, or the descriptor `stdout`. `answer` is the upstream's
+ * response body (a JavaScript expression over `req`).
+ */
+async function runGateway (body: string, { stdout, answer = `'{"path":' + JSON.stringify(req.url) + '}'` }: { stdout?: number, answer?: string } = {}): Promise<{ code: number | null, lines: Array<Record<string, unknown>>, stderr: string }> {
   const script = `
     import { createServer } from 'node:http'
     const { createGateway } = await import(${JSON.stringify(GATEWAY)})
-    const upstream = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end('{"path":' + JSON.stringify(req.url) + '}') })
+    const upstream = createServer((req, res) => { res.setHeader('content-type', 'application/json'); res.end(${answer}) })
     await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
     const app = await createGateway({
       version: 1,
@@ -21,13 +28,13 @@ async function runGateway (body: string): Promise<{ code: number | null, lines: 
     const base = 'http://127.0.0.1:' + app.server.address().port
     ${body}
   `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', stdout ?? 'pipe', 'pipe'] })
+  let output = ''
   let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
-  const lines = stdout.split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line) as Record<string, unknown>)
+  const lines = output.split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line) as Record<string, unknown>)
   return { code, lines, stderr }
 }
 
@@ -75,15 +82,17 @@ t.test('lines logged just before an uncaught exception are written', async (t) =
   t.ok(lines.some((line) => line.url === '/api/before-the-crash'), 'the request line of the turn before')
 })
 
-t.test('stdout that is a file or a device is written synchronously, a pipe asynchronously', async (t) => {
-  const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
-  const { StdoutLog, writesWithoutWaiting } = await import('../src/log-stream.js')
+/** A fresh directory, removed after the test. */
+function tempDir (t: Test): string {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-log-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
 
-  const file = openSync(join(dir, 'out.log'), 'w')
+t.test('stdout that is a file or a device is written synchronously, a pipe asynchronously', async (t) => {
+  const { StdoutLog, writesWithoutWaiting } = await import('../src/log-stream.js')
+  const path = join(tempDir(t), 'out.log')
+  const file = openSync(path, 'w')
   t.teardown(() => { closeSync(file) })
   t.equal(writesWithoutWaiting(file), true, 'a regular file')
   const log = new StdoutLog(file)
@@ -91,7 +100,7 @@ t.test('stdout that is a file or a device is written synchronously, a pipe async
   log.write('{"n":1}\n')
   log.write('{"n":2}\n')
   await new Promise((resolve) => setImmediate(resolve))
-  t.equal(readFileSync(join(dir, 'out.log'), 'utf8'), '{"n":1}\n{"n":2}\n', 'written by the end of the turn, in order')
+  t.equal(readFileSync(path, 'utf8'), '{"n":1}\n{"n":2}\n', 'written by the end of the turn, in order')
 
   const devNull = openSync('/dev/null', 'w')
   t.teardown(() => { closeSync(devNull) })
@@ -110,37 +119,17 @@ t.test('stdout that is a file or a device is written synchronously, a pipe async
 })
 
 t.test('a gateway logging to a file writes every request line, in order', async (t) => {
-  const { mkdtempSync, openSync, closeSync, readFileSync, rmSync } = await import('node:fs')
-  const { tmpdir } = await import('node:os')
-  const { join } = await import('node:path')
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-log-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  const path = join(dir, 'gateway.log')
+  const path = join(tempDir(t), 'gateway.log')
   const out = openSync(path, 'w')
-  const script = `
-    import { createServer } from 'node:http'
-    const { createGateway } = await import(${JSON.stringify(GATEWAY)})
-    const upstream = createServer((req, res) => { res.end('{}') })
-    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
-    const app = await createGateway({
-      version: 1,
-      server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
-      upstreams: { api: { targets: ['http://127.0.0.1:' + upstream.address().port] } },
-      routes: [{ prefix: '/api', upstream: 'api', auth: false }]
-    })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const base = 'http://127.0.0.1:' + app.server.address().port
+  const run = runGateway(`
     for (let round = 0; round < 10; round++) {
       await Promise.all(Array.from({ length: 10 }, async (_, i) => { await (await fetch(base + '/api/n/' + (round * 10 + i))).arrayBuffer() }))
     }
     await app.close()
     upstream.close()
-  `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', out, 'pipe'] })
+  `, { stdout: out, answer: "'{}'" })
   closeSync(out)
-  let stderr = ''
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const { code, stderr } = await run
   t.equal(code, 0, stderr)
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.length > 0).map((line) => JSON.parse(line) as Record<string, unknown>)
   const requests = lines.filter((line) => line.msg === 'request completed')
@@ -151,22 +140,9 @@ t.test('a gateway logging to a file writes every request line, in order', async 
 })
 
 t.test('a stdout that refuses writes (a full disk) costs the log lines, never the gateway', async (t) => {
-  const { openSync, closeSync } = await import('node:fs')
   // /dev/full: every write fails with ENOSPC.
   const full = openSync('/dev/full', 'w')
-  const script = `
-    import { createServer } from 'node:http'
-    const { createGateway } = await import(${JSON.stringify(GATEWAY)})
-    const upstream = createServer((req, res) => { res.end('{"ok":true}') })
-    await new Promise((resolve) => upstream.listen(0, '127.0.0.1', resolve))
-    const app = await createGateway({
-      version: 1,
-      server: { host: '127.0.0.1', port: 0, logLevel: 'info' },
-      upstreams: { api: { targets: ['http://127.0.0.1:' + upstream.address().port] } },
-      routes: [{ prefix: '/api', upstream: 'api', auth: false }]
-    })
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const base = 'http://127.0.0.1:' + app.server.address().port
+  const run = runGateway(`
     const statuses = []
     for (let i = 0; i < 20; i++) {
       const response = await fetch(base + '/api/n/' + i)
@@ -175,12 +151,9 @@ t.test('a stdout that refuses writes (a full disk) costs the log lines, never th
     process.stderr.write('STATUSES ' + JSON.stringify(statuses) + '\\n')
     await app.close()
     upstream.close()
-  `
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', full, 'pipe'] })
+  `, { stdout: full, answer: `'{"ok":true}'` })
   closeSync(full)
-  let stderr = ''
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  const { code, stderr } = await run
   t.equal(code, 0, stderr)
   const statuses = JSON.parse(/STATUSES (.*)/.exec(stderr)?.[1] ?? '[]') as string[]
   t.same(statuses, Array.from({ length: 20 }, () => '200:{"ok":true}'), 'every request proxied')
