@@ -13,25 +13,45 @@ const ENCODED = /%[0-9a-f]{2}/gi
  * how each upstream would normalise it, such a path is refused outright.
  */
 export function pathProblem (url: string): string | null {
+  // One pass over the path (the query is not part of it) noting each kind of problem, with
+  // no string or array allocated: this runs on every request. The checks are reported in
+  // a fixed order whatever their position, so one path always gets the same message.
   const queryAt = url.indexOf('?')
-  const path = queryAt === -1 ? url : url.slice(0, queryAt)
-  if (path.length === 0 || path.charCodeAt(0) !== 47 /* / */) return 'path must start with "/"'
-  if (path.includes('#')) return 'path must not contain a fragment'
-  if (path.includes('\\')) return 'path must not contain a backslash'
-  if (path.includes('//')) return 'path must not contain empty segments'
-  if (path.includes(';')) return 'path must not contain ";" parameters'
-  // Anything outside printable ASCII must arrive percent-encoded.
-  for (let i = 0; i < path.length; i++) {
-    const code = path.charCodeAt(i)
-    if (code <= 0x20 || code >= 0x7f) return 'path contains a raw control, space or non-ASCII character'
+  const end = queryAt === -1 ? url.length : queryAt
+  if (end === 0 || url.charCodeAt(0) !== 47 /* / */) return 'path must start with "/"'
+  let fragment = false
+  let backslash = false
+  let emptySegment = false
+  let parameter = false
+  let raw = false
+  let percent = false
+  let dotSegment = false
+  let segmentStart = 1
+  for (let i = 1; i <= end; i++) {
+    const code = i === end ? 47 : url.charCodeAt(i)
+    if (code === 47 /* / */) {
+      const length = i - segmentStart
+      if (i < end && length === 0) emptySegment = true
+      else if ((length === 1 || length === 2) && url.charCodeAt(segmentStart) === 46 /* . */ && (length === 1 || url.charCodeAt(segmentStart + 1) === 46)) dotSegment = true
+      segmentStart = i + 1
+    } else if (code === 35 /* # */) fragment = true
+    else if (code === 92 /* \ */) backslash = true
+    else if (code === 59 /* ; */) parameter = true
+    else if (code === 37 /* % */) percent = true
+    else if (code <= 0x20 || code >= 0x7f) raw = true
   }
-  if (path.includes('%')) {
+  if (fragment) return 'path must not contain a fragment'
+  if (backslash) return 'path must not contain a backslash'
+  if (emptySegment) return 'path must not contain empty segments'
+  if (parameter) return 'path must not contain ";" parameters'
+  // Anything outside printable ASCII must arrive percent-encoded.
+  if (raw) return 'path contains a raw control, space or non-ASCII character'
+  if (percent) {
+    const path = url.slice(0, end)
     const stripped = path.replace(ENCODED, '')
     if (stripped.includes('%')) return 'path contains an invalid percent-encoding'
     if (FORBIDDEN_ENCODED.test(path)) return 'path contains a percent-encoded separator, dot or unreserved character'
   }
-  for (const segment of path.split('/')) {
-    if (segment === '.' || segment === '..') return 'path must not contain dot segments'
-  }
+  if (dotSegment) return 'path must not contain dot segments'
   return null
 }

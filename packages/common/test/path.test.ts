@@ -17,3 +17,13 @@ t.test('every prefix-escape form is refused', async (t) => {
   ]
   for (const url of forms) t.type(pathProblem(url), 'string', url)
 })
+
+t.test('a path with several problems always gets the same message, whatever their order in it', async (t) => {
+  t.equal(pathProblem('/a/../b;c'), 'path must not contain ";" parameters')
+  t.equal(pathProblem('/a;b/../c'), 'path must not contain ";" parameters')
+  t.equal(pathProblem('/a/./%2e'), 'path contains a percent-encoded separator, dot or unreserved character')
+  t.equal(pathProblem('/a\\b//c'), 'path must not contain a backslash')
+  t.equal(pathProblem('/a//b\\c'), 'path must not contain a backslash')
+  t.equal(pathProblem('/x/..?q=;#//'), 'path must not contain dot segments', 'the query is not part of the path')
+  t.equal(pathProblem('?x'), 'path must start with "/"')
+})
