@@ -265,14 +265,35 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
         throw new Refusal('invalid', new errors.AmbiguousCredentialsError(), INVALID_REQUEST)
       }
       const authorization = request.headers.authorization
+      const acceptsJwt = methods.includes('jwt')
       let bearer: string | undefined
+      let digest: string | undefined
+      let cached: CachedToken | undefined
       if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
-        const match = BEARER.exec(authorization)
-        if (match === null) throw invalidToken('malformed Authorization header')
-        bearer = match[1] as string
+        // A plain `Bearer <token>` is looked up before its syntax is checked: a token is only
+        // ever cached after passing the checks below and verification, so a hit proves them,
+        // and the usual request skips two regular expressions over the whole token.
+        if (tokenCache !== undefined && acceptsJwt && authorization.length > 7 &&
+          authorization.charCodeAt(7) !== 32 && authorization.charCodeAt(authorization.length - 1) !== 32) {
+          bearer = authorization.slice(7)
+          digest = tokenCache.digest(bearer)
+          cached = tokenCache.get(digest)
+        }
+        if (cached === undefined) {
+          const match = BEARER.exec(authorization)
+          if (match === null) throw invalidToken('malformed Authorization header')
+          bearer = match[1] as string // the same string as the slice above, when there was one
+        }
       }
-      const useJwt = bearer !== undefined && methods.includes('jwt') &&
-        (JWT_SHAPE.test(bearer) || !methods.includes('forward'))
+      const useJwt = bearer !== undefined && acceptsJwt &&
+        (!methods.includes('forward') || JWT_SHAPE.test(bearer))
+      if (!useJwt) {
+        digest = undefined
+        cached = undefined
+      } else if (digest === undefined && tokenCache !== undefined) {
+        digest = tokenCache.digest(bearer as string)
+        cached = tokenCache.get(digest)
+      }
 
       let presented: string | undefined
       if (apiKeys !== undefined && methods.includes('apiKey')) {
@@ -294,8 +315,6 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
 
       if (!useJwt && presented === undefined && credentials === null) throw new Refusal('missing', new errors.MissingCredentialsError(), REALM)
 
-      const digest = useJwt ? tokenCache?.digest(bearer as string) : undefined
-      const cached = digest === undefined ? undefined : tokenCache?.get(digest)
       if ((useJwt && cached === undefined) || credentials !== null) {
         return authenticateLater(request, reply, auth, useJwt ? bearer as string : undefined, digest, cached, presented, credentials)
       }

@@ -172,6 +172,22 @@ t.test('a cached token is checked with the other credentials exactly like a firs
   }
 })
 
+t.test('once a token is cached, every spelling of its header is judged as on first sight', async (t) => {
+  // A plain `Bearer <token>` is looked up in the cache before its syntax is checked; any
+  // other spelling, or the token with anything around it, must still meet the full checks.
+  const { app } = await buildApp(t, base)
+  const token = signHmac(SECRET, claims('alice'))
+  const status = async (authorization: string) => (await app.inject({ url: '/protected', headers: { authorization } })).statusCode
+  t.equal(await status(`Bearer ${token}`), 200, 'verified, then cached')
+  t.equal(await status(`Bearer ${token}`), 200, 'a cache hit')
+  t.equal(await status(`bearer ${token}`), 200, 'the scheme is case-insensitive')
+  t.equal(await status(`Bearer   ${token}  `), 200, 'spaces around the token are allowed')
+  for (const malformed of [`Bearer ${token} x`, `Bearer ${token}\t`, `Bearer ${token},${token}`, `Bearer ${token}!`]) {
+    t.equal(await status(malformed), 401, JSON.stringify(malformed.slice(-4)))
+  }
+  t.equal(await status(`Bearer ${token.slice(0, -2)}`), 401, 'a cut signature')
+})
+
 t.test('a public route needs nothing and gets no identity', async (t) => {
   const { app } = await buildApp(t, base)
   const res = await app.inject({ url: '/public' })
