@@ -54,21 +54,36 @@ function countRawHeader (rawHeaders: readonly string[], name: string): number {
 }
 
 /**
- * {@link headerAlias}, without allocating for a name already in alias form (lower case, no
- * `_` or `.`), which is every name of `IncomingMessage.headers` but the odd ones.
+ * Header names in alias form ({@link headerAlias}: lower case, `_` and `.` read as `-`),
+ * matched against names as they arrive. Their lengths rule most names out before any alias
+ * is computed: an alias keeps the length of an ASCII name, and the alias of a name it would
+ * lengthen (a non-ASCII one) is not an ASCII header name, so the shortcut is exact.
  */
-function aliasOf (name: string): string {
-  for (let i = 0; i < name.length; i++) {
-    const code = name.charCodeAt(i)
-    if ((code >= 65 && code <= 90) || code === 95 || code === 46 || code > 127) return headerAlias(name)
+class AliasNames {
+  readonly size: number
+  readonly #names: ReadonlySet<string>
+  readonly #lengths: ReadonlySet<number>
+  constructor (names: Iterable<string>) {
+    this.#names = new Set(names)
+    this.#lengths = new Set([...this.#names].map((name) => name.length))
+    this.size = this.#names.size
   }
-  return name
+
+  /** Whether `name`, read as an alias, is one of these; allocates only for a name of a matching length not in alias form. */
+  has (name: string): boolean {
+    if (!this.#lengths.has(name.length)) return false
+    for (let i = 0; i < name.length; i++) {
+      const code = name.charCodeAt(i)
+      if ((code >= 65 && code <= 90) || code === 95 || code === 46 || code > 127) return this.#names.has(headerAlias(name))
+    }
+    return this.#names.has(name)
+  }
 }
 
-/** {@link removeAliasedHeaders} with {@link aliasOf}: a headers object is scanned without allocating when nothing matches. */
-function removeAliased (headers: Record<string, unknown>, aliases: ReadonlySet<string>): void {
+/** {@link removeAliasedHeaders} with {@link AliasNames}: a headers object is scanned without allocating when nothing matches. */
+function removeAliased (headers: Record<string, unknown>, aliases: AliasNames): void {
   for (const name in headers) {
-    if (aliases.has(aliasOf(name))) delete headers[name]
+    if (aliases.has(name)) delete headers[name]
   }
 }
 
@@ -87,9 +102,9 @@ export function removeQueryParam (url: string, name: string): string {
   return kept.length === 0 ? url.slice(0, at) : `${url.slice(0, at)}?${kept.join('&')}`
 }
 
-function removeRawHeaders (rawHeaders: string[], aliases: ReadonlySet<string>): void {
+function removeRawHeaders (rawHeaders: string[], aliases: AliasNames): void {
   for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {
-    if (aliases.has(aliasOf(rawHeaders[i] as string))) rawHeaders.splice(i, 2)
+    if (aliases.has(rawHeaders[i] as string)) rawHeaders.splice(i, 2)
   }
 }
 
@@ -144,11 +159,10 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   const forwardAuth = forward === undefined ? undefined : new ForwardAuth(forward, now, agent as Agent)
   const rolesClaim = jwt?.rolesClaim ?? 'roles'
   const permissionsClaim = jwt?.permissionsClaim ?? 'permissions'
-  const stripAliases = new Set<string>(['authorization'])
-  if (apiKeys !== undefined) stripAliases.add(headerAlias(apiKeys.header))
+  const stripAliases = new AliasNames(apiKeys === undefined ? ['authorization'] : ['authorization', headerAlias(apiKeys.header)])
 
   // ── Every request, every route (public ones, 404s and WebSocket upgrades included) ──
-  const identityAliases = options.identityAliases
+  const identityAliases = new AliasNames(options.identityAliases)
   if (identityAliases.size > 0) {
     fastify.addHook('onRequest', function removeClientIdentityHeaders (request, _reply, done) {
       const raw = request.raw
@@ -158,7 +172,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
       if (connection !== undefined) {
         // A name listed in Connection is hop-by-hop: a proxy would delete the header we set.
         const tokens = connectionTokens(connection)
-        const kept = tokens.filter((token) => !identityAliases.has(headerAlias(token)))
+        const kept = tokens.filter((token) => !identityAliases.has(token))
         if (kept.length !== tokens.length) {
           if (kept.length === 0) delete raw.headers.connection
           else raw.headers.connection = kept.join(', ')
