@@ -3,14 +3,13 @@
 // own process, load from wrk (when on PATH) or autocannon in another process,
 // configurations interleaved over rounds, medians and ratios to bare
 // fastify + @fastify/http-proxy from the same run. See README.md.
-import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import jwt from 'jsonwebtoken'
-import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, JWT_CLAIMS, MICRO, REQUEST_PATH } from './lib/configs.mjs'
+import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, MICRO, REQUEST_PATH } from './lib/configs.mjs'
+import { benchCredentials } from './lib/credentials.mjs'
 import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
 import { autocannonLoad, cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { startNginx } from './lib/nginx.mjs'
@@ -191,19 +190,7 @@ function warn (text) {
 
 const workDir = mkdtempSync(join(tmpdir(), 'tollgate-bench-'))
 
-// RS256 key pair: the JWKS server publishes the public half; the token is signed with the private half.
-const kid = `bench-${randomUUID()}`
-const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const publicJwk = { ...publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }
-const token = jwt.sign({ roles: JWT_CLAIMS.roles }, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
-  algorithm: 'RS256',
-  keyid: kid,
-  issuer: JWT_CLAIMS.issuer,
-  audience: JWT_CLAIMS.audience,
-  subject: JWT_CLAIMS.subject,
-  expiresIn: '3h'
-})
-const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' })
+const { jwks, token, publicKeyPem } = benchCredentials()
 
 // Redis, only when a selected configuration needs it.
 let redis = null
@@ -255,7 +242,7 @@ if (loadAtStart[0] > cpus().length) {
 }
 console.log(`pinning: ${plan.reason}`)
 console.log(`load: ${loadTool}${wrk !== null ? ` (${wrk})` : ''}, ${connections} connections, ${warmup} s warm-up + ${duration} s measured, ${rounds} round(s)`)
-const upstream = track(forkNode(plan, plan.server, join(here, 'lib/upstream.mjs'), { env: { BENCH_JWKS: JSON.stringify({ keys: [publicJwk] }) } }))
+const upstream = track(forkNode(plan, plan.server, join(here, 'lib/upstream.mjs'), { env: { BENCH_JWKS: jwks } }))
 const upstreamInfo = await waitForMessage(upstream, (message) => message?.type === 'ready', 10_000, 'upstream')
 const upstreamUrl = `http://127.0.0.1:${upstreamInfo.port}`
 const jwksUrl = `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`
