@@ -9,7 +9,7 @@ import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { commandLine } from './lib/cli.mjs'
 import { CONFIGS, REQUEST_PATH } from './lib/configs.mjs'
 import { benchCredentials } from './lib/credentials.mjs'
 import { forkNode, onPath, stopChild, waitForMessage } from './lib/proc.mjs'
@@ -24,27 +24,14 @@ const USAGE = `usage: pnpm --filter @tollgate/bench run instructions [-- options
   --repeat N        runs per configuration and tree     (default 1)
 Needs valgrind (Debian: apt-get install valgrind). Each run takes about a minute.`
 
-let options
-try {
-  options = parseArgs({
-    options: {
-      only: { type: 'string', default: 'tollgate-proxy,tollgate-full' },
-      against: { type: 'string' },
-      warmup: { type: 'string', default: '10000' },
-      requests: { type: 'string', default: '10000' },
-      connections: { type: 'string', default: '20' },
-      repeat: { type: 'string', default: '1' },
-      help: { type: 'boolean' }
-    }
-  }).values
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`)
-  process.exit(2)
-}
-if (options.help) {
-  console.log(USAGE)
-  process.exit(0)
-}
+const options = commandLine({
+  only: { type: 'string', default: 'tollgate-proxy,tollgate-full' },
+  against: { type: 'string' },
+  warmup: { type: 'string', default: '10000' },
+  requests: { type: 'string', default: '10000' },
+  connections: { type: 'string', default: '20' },
+  repeat: { type: 'string', default: '1' }
+}, USAGE)
 function count (name, min, max) {
   const value = Number(options[name])
   if (!Number.isInteger(value) || value < min || value > max) {

@@ -7,8 +7,8 @@ import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSy
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
 import { BASELINE, CONFIGS, CONNECTIONS, DIRECT_PATH, MICRO, REQUEST_PATH } from './lib/configs.mjs'
+import { commandLine } from './lib/cli.mjs'
 import { benchCredentials } from './lib/credentials.mjs'
 import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
 import { autocannonLoad, cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
@@ -42,35 +42,20 @@ env: BENCH_PIN=0 disables taskset pinning; BENCH_ONLY is --only; BENCH_CPU_PROF=
      --cpu-prof profile of every Node server process into DIR (open in Chrome DevTools or speedscope);
      BENCH_RL_ALGORITHM (default sliding-window) is the limiter algorithm of the rate-limited configurations.`
 
-let parsed
-try {
-  parsed = parseArgs({
-    options: {
-      only: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      rounds: { type: 'string' },
-      connections: { type: 'string' },
-      load: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      'pair-bursts': { type: 'string' },
-      'pair-seconds': { type: 'string' },
-      against: { type: 'string' },
-      'against-mode': { type: 'string' },
-      list: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' }
-    },
-    args: process.argv.slice(2).filter((arg) => arg !== '--'),
-    strict: true
-  }).values
-} catch (error) {
-  console.error(`${error.message}\n${USAGE}`)
-  process.exit(2)
-}
-if (parsed.help) {
-  console.log(USAGE)
-  process.exit(0)
-}
+const parsed = commandLine({
+  only: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  rounds: { type: 'string' },
+  connections: { type: 'string' },
+  load: { type: 'string' },
+  'max-seconds': { type: 'string' },
+  'pair-bursts': { type: 'string' },
+  'pair-seconds': { type: 'string' },
+  against: { type: 'string' },
+  'against-mode': { type: 'string' },
+  list: { type: 'boolean' }
+}, USAGE)
 if (parsed.list) {
   for (const config of CONFIGS) console.log(`${config.name.padEnd(26)} ${config.group.padEnd(6)} ${config.title}`)
   process.exit(0)
