@@ -1,7 +1,7 @@
 /* global process, console */
 // Instructions per request: a configuration's server under valgrind's callgrind, a fixed
 // number of requests after a fixed warm-up, and the user-space instructions it executed in
-// between. Unlike req/s on a shared VM, the count repeats within about 1% from run to run,
+// between. Unlike req/s on a shared VM, the count (V8's compiler excluded) repeated within 0.2% from run to run here,
 // so a change worth 1-2% can be told apart from noise in two runs. See README.md.
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
