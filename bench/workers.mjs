@@ -5,12 +5,11 @@
 // host. Output: a table, and bench/results/workers-latest.{json,md}.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DIRECT_PATH, REQUEST_PATH } from './lib/configs.mjs'
-import { autocannonLoad, forkNode, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
+import { autocannonLoad, forkNode, freePort, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { median } from './lib/report.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -21,14 +20,6 @@ const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
 const duration = Number(process.env.BENCH_DURATION ?? 6)
 const warmup = Number(process.env.BENCH_WARMUP ?? 2)
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 100)
-
-async function freePort () {
-  const server = createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 const workDir = mkdtempSync(join(tmpdir(), 'tollgate-workers-'))
 const children = new Set()

@@ -3,21 +3,8 @@
 // reach on this machine. Used only when `nginx` is on PATH; never installed.
 import { spawn } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { pinned, sleep } from './proc.mjs'
-
-/** A free port on 127.0.0.1 (the small race before nginx binds it is acceptable here). */
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
+import { freePort, pinned, sleep } from './proc.mjs'
 
 /** Starts nginx (pinned to the server core) in front of `upstreamPort`; resolves { child, port }. */
 export async function startNginx (nginx, plan, dir, upstreamPort) {

@@ -3,6 +3,7 @@
 // with an IPC channel for readiness, and always with a time limit on every wait.
 import { spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -160,6 +161,18 @@ export function cpuSeconds (pid) {
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A free port on 127.0.0.1, for a server that cannot listen on port 0 (the small race before it binds is acceptable here). */
+export function freePort () {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
 
 const LOAD_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'load.mjs')
 

@@ -4,6 +4,7 @@ import { Agent } from 'undici'
 import {
   connectionTokens,
   headerAlias,
+  HeaderAliases,
   routeLabel,
   sha256,
   tollgateRuntime,
@@ -53,40 +54,6 @@ function countRawHeader (rawHeaders: readonly string[], name: string): number {
   return count
 }
 
-/**
- * Header names in alias form ({@link headerAlias}: lower case, `_` and `.` read as `-`),
- * matched against names as they arrive. Their lengths rule most names out before any alias
- * is computed: an alias keeps the length of an ASCII name, and the alias of a name it would
- * lengthen (a non-ASCII one) is not an ASCII header name, so the shortcut is exact.
- */
-class AliasNames {
-  readonly size: number
-  readonly #names: ReadonlySet<string>
-  readonly #lengths: ReadonlySet<number>
-  constructor (names: Iterable<string>) {
-    this.#names = new Set(names)
-    this.#lengths = new Set([...this.#names].map((name) => name.length))
-    this.size = this.#names.size
-  }
-
-  /** Whether `name`, read as an alias, is one of these; allocates only for a name of a matching length not in alias form. */
-  has (name: string): boolean {
-    if (!this.#lengths.has(name.length)) return false
-    for (let i = 0; i < name.length; i++) {
-      const code = name.charCodeAt(i)
-      if ((code >= 65 && code <= 90) || code === 95 || code === 46 || code > 127) return this.#names.has(headerAlias(name))
-    }
-    return this.#names.has(name)
-  }
-}
-
-/** {@link removeAliasedHeaders} with {@link AliasNames}: a headers object is scanned without allocating when nothing matches. */
-function removeAliased (headers: Record<string, unknown>, aliases: AliasNames): void {
-  for (const name in headers) {
-    if (aliases.has(name)) delete headers[name]
-  }
-}
-
 /** Removes `name=value` pairs for `name` from a URL's query string, leaving the rest byte for byte. */
 export function removeQueryParam (url: string, name: string): string {
   const at = url.indexOf('?')
@@ -100,12 +67,6 @@ export function removeQueryParam (url: string, name: string): string {
     }
   })
   return kept.length === 0 ? url.slice(0, at) : `${url.slice(0, at)}?${kept.join('&')}`
-}
-
-function removeRawHeaders (rawHeaders: string[], aliases: AliasNames): void {
-  for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {
-    if (aliases.has(rawHeaders[i] as string)) rawHeaders.splice(i, 2)
-  }
 }
 
 function includesAny (have: readonly string[], wanted: readonly string[]): boolean {
@@ -159,15 +120,15 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   const forwardAuth = forward === undefined ? undefined : new ForwardAuth(forward, now, agent as Agent)
   const rolesClaim = jwt?.rolesClaim ?? 'roles'
   const permissionsClaim = jwt?.permissionsClaim ?? 'permissions'
-  const stripAliases = new AliasNames(apiKeys === undefined ? ['authorization'] : ['authorization', headerAlias(apiKeys.header)])
+  const stripAliases = new HeaderAliases(apiKeys === undefined ? ['authorization'] : ['authorization', headerAlias(apiKeys.header)])
 
   // ── Every request, every route (public ones, 404s and WebSocket upgrades included) ──
-  const identityAliases = new AliasNames(options.identityAliases)
+  const identityAliases = new HeaderAliases(options.identityAliases)
   if (identityAliases.size > 0) {
     fastify.addHook('onRequest', function removeClientIdentityHeaders (request, _reply, done) {
       const raw = request.raw
-      removeAliased(raw.headers, identityAliases)
-      removeRawHeaders(raw.rawHeaders, identityAliases)
+      identityAliases.removeFrom(raw.headers)
+      identityAliases.removeFromRaw(raw.rawHeaders)
       const connection = raw.headers.connection
       if (connection !== undefined) {
         // A name listed in Connection is hop-by-hop: a proxy would delete the header we set.
@@ -400,8 +361,8 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
 
   function stripCredentials (request: FastifyRequest): void {
     const raw = request.raw
-    removeAliased(raw.headers, stripAliases)
-    removeRawHeaders(raw.rawHeaders, stripAliases)
+    stripAliases.removeFrom(raw.headers)
+    stripAliases.removeFromRaw(raw.rawHeaders)
     if (apiKeys?.query !== undefined && raw.url !== undefined) raw.url = removeQueryParam(raw.url, apiKeys.query)
   }
 

@@ -29,16 +29,63 @@ export function connectionTokens (value: string | string[] | undefined): string[
 }
 
 /**
+ * Header names in alias form (see {@link headerAlias}), matched against names as they
+ * arrive, on every request. Their lengths rule most names out before any alias is
+ * computed: an alias keeps the length of an ASCII name, and the alias of a name it would
+ * lengthen (a non-ASCII one) is not an ASCII header name, so the shortcut is exact. A name
+ * already in alias form (every name of `IncomingMessage.headers` but the odd ones) is
+ * looked up as it is, without allocating.
+ */
+export class HeaderAliases {
+  readonly size: number
+  readonly #names: ReadonlySet<string>
+  readonly #lengths: ReadonlySet<number>
+  constructor (aliases: Iterable<string>) {
+    this.#names = new Set(aliases)
+    this.#lengths = new Set([...this.#names].map((name) => name.length))
+    this.size = this.#names.size
+  }
+
+  /** Whether `name`, read as an alias, is one of these. */
+  has (name: string): boolean {
+    if (!this.#lengths.has(name.length)) return false
+    for (let i = 0; i < name.length; i++) {
+      const code = name.charCodeAt(i)
+      if ((code >= 65 && code <= 90) || code === 95 || code === 46 || code > 127) return this.#names.has(headerAlias(name))
+    }
+    return this.#names.has(name)
+  }
+
+  /** Removes every header of a Node.js headers object that is one of these, in place; returns how many. */
+  removeFrom (headers: Record<string, unknown>): number {
+    let removed = 0
+    for (const name in headers) {
+      if (this.has(name)) {
+        delete headers[name]
+        removed++
+      }
+    }
+    return removed
+  }
+
+  /** The same for `IncomingMessage.rawHeaders` (name, value, name, value...). */
+  removeFromRaw (rawHeaders: string[]): number {
+    let removed = 0
+    for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {
+      if (this.has(rawHeaders[i] as string)) {
+        rawHeaders.splice(i, 2)
+        removed++
+      }
+    }
+    return removed
+  }
+}
+
+/**
  * Removes every header whose alias is in `aliases` (see {@link headerAlias}) from a
- * Node.js headers object, in place. Returns how many were removed.
+ * Node.js headers object, in place. Returns how many were removed. On a hot path, build
+ * a {@link HeaderAliases} once instead.
  */
 export function removeAliasedHeaders (headers: Record<string, unknown>, aliases: ReadonlySet<string>): number {
-  let removed = 0
-  for (const name of Object.keys(headers)) {
-    if (aliases.has(headerAlias(name))) {
-      delete headers[name]
-      removed++
-    }
-  }
-  return removed
+  return new HeaderAliases(aliases).removeFrom(headers)
 }

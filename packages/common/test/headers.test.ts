@@ -1,5 +1,5 @@
 import t from 'tap'
-import { connectionTokens, headerAlias, isSaneRequestId, nextTraceparent, parseTraceparent, removeAliasedHeaders, requestIdFor } from '../src/index.js'
+import { connectionTokens, headerAlias, HeaderAliases, isSaneRequestId, nextTraceparent, parseTraceparent, removeAliasedHeaders, requestIdFor } from '../src/index.js'
 
 t.test('header aliases fold case, underscores and dots', async (t) => {
   t.equal(headerAlias('X_User.ID'), 'x-user-id')
@@ -40,4 +40,16 @@ t.test('generated trace and span ids are distinct across many calls', async (t) 
   for (let i = 0; i < 1000; i++) ids.add(nextTraceparent(undefined))
   t.equal(ids.size, 1000, 'no repeats across pool refills')
   for (const id of ids) t.match(id, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+})
+
+t.test('HeaderAliases matches names as they arrive, in objects and raw header lists', async (t) => {
+  const aliases = new HeaderAliases(['x-user-id', 'authorization'])
+  for (const name of ['x-user-id', 'X_User.Id', 'Authorization', 'AUTHORIZATION']) t.ok(aliases.has(name), name)
+  for (const name of ['x-user-ids', 'host', 'x-user-i', 'x-user-\u0130d']) t.notOk(aliases.has(name), name)
+  const raw = ['Host', 'a', 'X_USER_ID', 'spoofed', 'Authorization', 'Bearer x', 'Accept', '*/*']
+  t.equal(aliases.removeFromRaw(raw), 2)
+  t.same(raw, ['Host', 'a', 'Accept', '*/*'])
+  const headers: Record<string, unknown> = { host: 'a', 'x.user.id': '1', authorization: 'x' }
+  t.equal(aliases.removeFrom(headers), 2)
+  t.same(headers, { host: 'a' })
 })
