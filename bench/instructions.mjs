@@ -4,7 +4,7 @@
 // between. Unlike req/s on a shared VM, the count (V8's compiler excluded) repeated within 0.2% from run to run here,
 // so a change worth 1-2% can be told apart from noise in two runs. See README.md.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, openSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { Agent, request as httpRequest } from 'node:http'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -15,13 +15,16 @@ import { benchCredentials } from './lib/credentials.mjs'
 import { forkNode, onPath, stopChild, waitForMessage } from './lib/proc.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
+const REDIS_URL = 'redis://127.0.0.1:6379'
 const USAGE = `usage: pnpm --filter @tollgate/bench run instructions [-- options]
-  --only a,b        configurations (default tollgate-proxy,tollgate-full; Redis ones are not supported)
+  --only a,b        configurations (default tollgate-proxy,tollgate-full; Redis ones use 127.0.0.1:6379)
   --against DIR     also count the same configurations built from DIR (a checkout, installed and built)
   --warmup N        requests before counting starts    (default 10000)
   --requests N      requests counted                    (default 10000)
   --connections N   concurrent keep-alive connections   (default 20)
   --repeat N        runs per configuration and tree     (default 1)
+  --keep DIR        keep each run's callgrind output in DIR, with V8's perf map
+                    (node --perf-basic-prof) to name the JIT's functions; see README.md
 Needs valgrind (Debian: apt-get install valgrind). Each run takes about a minute.`
 
 const options = commandLine({
@@ -30,7 +33,8 @@ const options = commandLine({
   warmup: { type: 'string', default: '10000' },
   requests: { type: 'string', default: '10000' },
   connections: { type: 'string', default: '20' },
-  repeat: { type: 'string', default: '1' }
+  repeat: { type: 'string', default: '1' },
+  keep: { type: 'string' }
 }, USAGE)
 function count (name, min, max) {
   const value = Number(options[name])
@@ -53,8 +57,8 @@ if (valgrind === null || control === null) {
 const names = options.only.split(',').map((name) => name.trim()).filter(Boolean)
 for (const name of names) {
   const config = CONFIGS.find((candidate) => candidate.name === name)
-  if (config === undefined || config.kind !== 'node' || config.needs !== undefined || config.request !== undefined) {
-    console.error(`--only: "${name}" is not a Node configuration without Redis and with the plain GET (see pnpm bench -- --list)`)
+  if (config === undefined || config.kind !== 'node' || (config.needs !== undefined && config.needs !== 'redis') || config.request !== undefined) {
+    console.error(`--only: "${name}" is not a Node configuration with the plain GET (see pnpm bench -- --list)`)
     process.exit(2)
   }
 }
@@ -66,6 +70,8 @@ const plan = { enabled: false } // nothing pinned: instructions do not depend on
 const upstream = forkNode(plan, null, join(here, 'lib/upstream.mjs'), { env: { BENCH_JWKS: jwks } })
 const upstreamInfo = await waitForMessage(upstream, (message) => message?.type === 'ready', 10_000, 'upstream')
 const workDir = mkdtempSync(join(tmpdir(), 'tollgate-instructions-'))
+const keepDir = options.keep === undefined ? null : resolve(options.keep)
+if (keepDir !== null) mkdirSync(keepDir, { recursive: true })
 
 /** Sends `total` GETs over `connections` keep-alive connections; resolves with the number not answered 200. */
 async function load (port, headers, total) {
@@ -109,11 +115,13 @@ function instructionsOf (file) {
 
 async function measure (config, tree, run) {
   const out = join(workDir, `${config.name}-${trees.indexOf(tree)}-${run}`)
-  const settings = { name: config.name, upstream: `http://127.0.0.1:${upstreamInfo.port}`, jwksUrl: `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`, publicKeyPem }
+  // A fresh key prefix per run, removed afterwards (never a FLUSHALL: the Redis may be shared).
+  const redisPrefix = `tollgate-instructions:${process.pid}:${config.name}:${trees.indexOf(tree)}:${run}:`
+  const settings = { name: config.name, upstream: `http://127.0.0.1:${upstreamInfo.port}`, jwksUrl: `http://127.0.0.1:${upstreamInfo.jwksPort}/.well-known/jwks.json`, publicKeyPem, redisUrl: REDIS_URL, redisPrefix, redisCommandTimeout: '30s' }
   const server = spawn(valgrind, [
     '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`,
     // One thread: V8's background compiler and GC threads would add work that varies with timing.
-    process.execPath, '--single-threaded', join(tree.bench, 'lib/server.mjs')
+    process.execPath, '--single-threaded', ...(keepDir === null ? [] : ['--perf-basic-prof']), join(tree.bench, 'lib/server.mjs')
   ], { stdio: ['ignore', openSync(`${out}.log`, 'w'), 'ignore', 'ipc'], env: { ...process.env, BENCH_SERVER: JSON.stringify(settings) } })
   try {
     const { port } = await waitForMessage(server, (message) => message?.type === 'ready', 300_000, `${config.name} under valgrind`)
@@ -125,14 +133,40 @@ async function measure (config, tree, run) {
     execFileSync(control, ['--dump', String(server.pid)], { stdio: 'ignore' })
     if (failed > 0) throw new Error(`${failed} request(s) not answered 200`)
     const dumps = readdirSync(workDir).filter((file) => join(workDir, file).startsWith(`${out}.`) && !file.endsWith('.log'))
-    let best = { total: 0, compiler: 0 }
+    let best = { total: 0, compiler: 0, file: null }
     for (const file of dumps) {
       const counted = instructionsOf(join(workDir, file))
-      if (counted.total > best.total) best = counted
+      if (counted.total > best.total) best = { ...counted, file }
+    }
+    if (keepDir !== null) {
+      const kept = `${config.name}-${trees.indexOf(tree)}-${run}`
+      copyFileSync(join(workDir, best.file), join(keepDir, `${kept}.callgrind`))
+      // V8 appends to /tmp/perf-<pid>.map as it compiles; valgrind runs node under its own pid.
+      const map = `/tmp/perf-${server.pid}.map`
+      if (existsSync(map)) renameSync(map, join(keepDir, `${kept}.perf-map`))
+      console.log(`kept ${join(keepDir, kept)}.callgrind`)
     }
     return { total: best.total / requests, withoutCompiler: (best.total - best.compiler) / requests }
   } finally {
     server.kill('SIGKILL')
+    if (config.needs === 'redis') await removeKeys(redisPrefix)
+  }
+}
+
+/** Deletes the keys under `prefix` (SCAN, so a large Redis is not blocked). */
+async function removeKeys (prefix) {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await client.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await client.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  } finally {
+    client.disconnect()
   }
 }
 
