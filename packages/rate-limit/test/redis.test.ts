@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import tollgateRateLimit, { errors, type TollgateRateLimitOptions } from '../src/index.js'
+import { toDecision } from '../src/store/redis.js'
 import { statuses, TestClock } from './helpers/app.js'
 import { cleanupOnTeardown, connectRedis, keysUnder, REDIS_URL, uniquePrefix } from './helpers/redis.js'
 import { closedPort, eventually } from './helpers/tcp-proxy.js'
@@ -155,6 +156,37 @@ for (const policy of ['allow', 'deny'] as const) {
     t.ok((failures()[1]!.suppressed as number) >= 19, 'with the number of failures not logged')
   })
 }
+
+t.test('a shared client answering with another script under the command name gets the outage policy, not a made-up decision', async (t) => {
+  const prefix = uniquePrefix('foreign-script')
+  cleanupOnTeardown(t, prefix)
+  const client = new Redis(REDIS_URL, { enableOfflineQueue: false, lazyConnect: true })
+  await client.connect()
+  t.teardown(() => { client.disconnect() })
+  // An older Tollgate answered with a table; the plugin keeps a command already defined on a shared client.
+  client.defineCommand('tollgateRateLimitFixedWindow', { numberOfKeys: 1, lua: 'return {1, 5, 60000, 0}' })
+  const { app, logs, events } = await harness(t, {
+    algorithm: 'fixed-window',
+    onStoreError: 'deny',
+    redis: { client, keyPrefix: prefix },
+    default: { max: 10, window: '1m' }
+  }, (app) => { app.get('/x', async () => 'ok') })
+  const refused = await app.inject('/x')
+  t.equal(refused.statusCode, 503)
+  t.equal(refused.json().code, 'TOLLGATE_RATE_LIMIT_STORE_UNAVAILABLE')
+  t.equal(events.storeError, 1)
+  const failure = logs.find((line) => typeof line.msg === 'string' && line.msg.startsWith('rate-limit store failed'))
+  t.match(JSON.stringify(failure), /answered \[1,5,60000,0\], not a decision/, 'the log names what Redis answered')
+})
+
+t.test('script replies are read exactly, and anything else is refused', async (t) => {
+  t.same(toDecision('1 41 60000 0'), { allowed: true, remaining: 41, resetMs: 60000, retryAfterMs: 0 })
+  t.same(toDecision('0 0 1500 1500'), { allowed: false, remaining: 0, resetMs: 1500, retryAfterMs: 1500 })
+  t.same(toDecision('1 9007199254740991 172800000 0'), { allowed: true, remaining: 9007199254740991, resetMs: 172800000, retryAfterMs: 0 }, 'large integers stay exact')
+  for (const bad of [[1, 41, 60000, 0], '1 41 60000', '1 41 6e4 0', '1 41 60000 -1', '2 41 60000 0', '1 12345678901234567 0 0', '1 x 1 0', '1 41 60000 0 0', '', null, 7]) {
+    t.equal(toDecision(bad), null, `refused: ${JSON.stringify(bad)}`)
+  }
+})
 
 t.test('a route limited under Redis answers 429 with the exported error class', async (t) => {
   const prefix = uniquePrefix('errclass')

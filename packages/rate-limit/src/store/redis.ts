@@ -98,7 +98,7 @@ export class RedisStore {
     if (timeoutMs === null) {
       command(this.#keyPrefix + key, now, windowMs, max, (error, result) => {
         if (error) callback(error, null)
-        else callback(null, toDecision(result))
+        else decided(callback, result)
       })
       return
     }
@@ -112,7 +112,7 @@ export class RedisStore {
       settled = true
       clearTimeout(timer)
       if (error) callback(error, null)
-      else callback(null, toDecision(result))
+      else decided(callback, result)
     })
   }
 
@@ -159,7 +159,27 @@ export class RedisStore {
   }
 }
 
-function toDecision (result: unknown): Decision {
-  const r = result as [number, number, number, number]
-  return { allowed: r[0] === 1, remaining: r[1], resetMs: r[2], retryAfterMs: r[3] }
+// At most 16 digits: every value is at most max or twice the window, both within MAX_SAFE_INTEGER (options.ts).
+const REPLY = /^([01]) (\d{1,16}) (\d{1,16}) (\d{1,16})$/
+
+/** A script's reply ("allowed remaining resetMs retryAfterMs", see scripts.ts), or `null` if it is not one. */
+export function toDecision (result: unknown): Decision | null {
+  if (typeof result !== 'string') return null
+  const match = REPLY.exec(result)
+  if (match === null) return null
+  return { allowed: match[1] === '1', remaining: Number(match[2]), resetMs: Number(match[3]), retryAfterMs: Number(match[4]) }
+}
+
+/** The script answered something else: another script under our command name on a shared client. */
+export class StoreReplyError extends Error {
+  constructor (result: unknown) {
+    super(`rate-limit store answered ${JSON.stringify(result)?.slice(0, 100) ?? String(result)}, not a decision`)
+    this.name = 'StoreReplyError'
+  }
+}
+
+function decided (callback: ConsumeCallback, result: unknown): void {
+  const decision = toDecision(result)
+  if (decision === null) callback(new StoreReplyError(result), null)
+  else callback(null, decision)
 }
