@@ -2,7 +2,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Dispatcher } from 'undici'
+import { util as undiciUtil, type Dispatcher } from 'undici'
 import { HOP_BY_HOP_HEADERS, connectionTokens, nextTraceparent, type TollgateEvents } from '@tollgate/common'
 import { BadGatewayError, BadPathError, BodyTooLargeError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Target, Upstream } from './upstream.js'
@@ -40,6 +40,7 @@ export interface CompiledRoute {
   readonly responseHeaders?: HeaderRules | null
 }
 
+const { headerNameToString } = undiciUtil
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'])
 /** Request headers never copied upstream (beyond hop-by-hop ones): set by the proxy, or refused by undici. */
 const REPLACED = new Set(['host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-request-id', 'traceparent'])
@@ -142,23 +143,32 @@ export function upstreamHeaders (request: FastifyRequest): Record<string, string
   return headers
 }
 
-/** Copies an upstream response's headers to the reply, minus hop-by-hop ones. Headers set by the gateway win. */
+/**
+ * Copies an upstream response's headers to the reply, minus hop-by-hop ones. Headers set by the gateway win.
+ *
+ * Names go through undici's `headerNameToString`: a well-known name is found in its byte tree
+ * as an interned lower-case constant, without decoding the buffer, lower-casing the copy, or
+ * hashing a fresh string at every property lookup that follows.
+ */
 function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
+  const count = raw.length >> 1
+  const names = new Array<string>(count)
   let listed: string[] | null = null
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    if (name.length === 10 && name.toString('latin1').toLowerCase() === 'connection') {
-      const tokens = connectionTokens(raw[i + 1]!.toString('latin1'))
+  for (let i = 0; i < count; i++) {
+    const name = headerNameToString(raw[2 * i]!)
+    names[i] = name
+    if (name === 'connection') {
+      const tokens = connectionTokens(raw[2 * i + 1]!.toString('latin1'))
       listed = listed === null ? tokens : listed.concat(tokens)
     }
   }
   const headers: Record<string, string | string[]> = {}
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1').toLowerCase()
+  for (let i = 0; i < count; i++) {
+    const name = names[i]!
     if (HOP_BY_HOP_HEADERS.has(name) || (listed !== null && listed.includes(name))) continue
     // latin1: Node writes the header block of a streamed (Buffer) response as latin1,
     // so every byte of the value round-trips exactly.
-    const value = raw[i + 1]!.toString('latin1')
+    const value = raw[2 * i + 1]!.toString('latin1')
     const existing = headers[name]
     if (existing === undefined) headers[name] = value
     else if (Array.isArray(existing)) existing.push(value)

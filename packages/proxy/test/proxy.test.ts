@@ -105,6 +105,41 @@ t.test('hop-by-hop and Connection-named headers of the upstream response are dro
   t.ok(raw.raw.includes(Buffer.from('x-public: caf\u00e9\r\n').toString('latin1')), 'a UTF-8 header value arrives byte for byte')
 })
 
+t.test('upstream header names in any case: hop-by-hop and Connection-named ones dropped, repeats kept in order, gateway headers win', async (t) => {
+  const raw = await rawUpstream(t, (socket) => {
+    socket.end([
+      'HTTP/1.1 200 OK',
+      'Content-Type: text/plain',
+      'CONNECTION: X-Internal, close',
+      'x-INTERNAL: secret',
+      'Keep-Alive: timeout=99',
+      'Proxy-Authenticate: Basic',
+      'Set-Cookie: a=1',
+      'set-cookie: b=2',
+      'X-Repeat: one',
+      'x-repeat: two',
+      'X-Gateway: from-upstream',
+      'Content-Length: 2',
+      '',
+      'ok'
+    ].join('\r\n'))
+  })
+  const app = Fastify()
+  app.addHook('onRequest', async (_request, reply) => { reply.header('x-gateway', 'gateway') })
+  await app.register(tollgateProxy, { healthChecks: false, upstreams: { posts: { targets: [raw.url] } }, routes: [{ prefix: '/api', upstream: 'posts' }] })
+  t.teardown(async () => { await app.close() })
+  const res = await app.inject({ url: '/api' })
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, 'ok')
+  t.equal(res.headers['content-type'], 'text/plain')
+  t.equal(res.headers['x-internal'], undefined, 'named by a Connection header in capitals')
+  t.equal(res.headers['keep-alive'], undefined)
+  t.equal(res.headers['proxy-authenticate'], undefined)
+  t.same(res.headers['set-cookie'], ['a=1', 'b=2'])
+  t.same(res.headers['x-repeat'], ['one', 'two'], 'repeats of a name in any case are relayed, in order')
+  t.equal(res.headers['x-gateway'], 'gateway', 'a header the gateway set wins over the upstream\'s')
+})
+
 t.test('upstream statuses, including 5xx, are relayed as they are', async (t) => {
   const posts = await upstream(t, (req, res) => {
     const status = Number(req.url!.slice(1))
