@@ -60,6 +60,12 @@ export function newTraceId (): string {
  */
 export function nextTraceparent (incoming: unknown): string {
   const parent = parseTraceparent(incoming)
-  if (parent === null) return `00-${newTraceId()}-${newSpanId()}-01`
-  return `00-${parent.traceId}-${newSpanId()}-${parent.flags}`
+  if (parent !== null) return `00-${parent.traceId}-${newSpanId()}-${parent.flags}`
+  // Both ids from one hex encoding of 24 random bytes: a second Buffer#toString was
+  // ~0.6% of a proxied request's instructions.
+  const ids = randomHex(24)
+  const traceId = ids.slice(0, 32)
+  const spanId = ids.slice(32)
+  if (traceId === ZERO_TRACE_ID || spanId === ZERO_SPAN_ID) return `00-${newTraceId()}-${newSpanId()}-01`
+  return `00-${traceId}-${spanId}-01`
 }

@@ -40,6 +40,11 @@ t.test('generated trace and span ids are distinct across many calls', async (t) 
   for (let i = 0; i < 1000; i++) ids.add(nextTraceparent(undefined))
   t.equal(ids.size, 1000, 'no repeats across pool refills')
   for (const id of ids) t.match(id, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+  const traceIds = new Set([...ids].map((id) => id.slice(3, 35)))
+  const spanIds = new Set([...ids].map((id) => id.slice(36, 52)))
+  t.equal(traceIds.size, 1000, 'trace ids never repeat')
+  t.equal(spanIds.size, 1000, 'span ids never repeat')
+  t.notOk([...ids].some((id) => id.slice(3, 35).includes(id.slice(36, 52))), 'a span id is never cut from its own trace id')
 })
 
 t.test('HeaderAliases matches names as they arrive, in objects and raw header lists', async (t) => {
