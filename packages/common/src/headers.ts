@@ -24,6 +24,11 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
 /** Names listed in a `Connection` header value (each of them is hop-by-hop for this message). */
 export function connectionTokens (value: string | string[] | undefined): string[] {
   if (value === undefined) return []
+  if (typeof value === 'string' && !value.includes(',')) {
+    // One token (`keep-alive`, `close`): nearly every message, on both sides of the proxy.
+    const token = value.trim().toLowerCase()
+    return token.length > 0 ? [token] : []
+  }
   const joined = Array.isArray(value) ? value.join(',') : value
   return joined.split(',').map((token) => token.trim().toLowerCase()).filter((token) => token.length > 0)
 }

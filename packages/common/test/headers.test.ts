@@ -12,6 +12,12 @@ t.test('connection tokens are split and lower-cased', async (t) => {
   t.same(connectionTokens('keep-alive, X-User-Id'), ['keep-alive', 'x-user-id'])
   t.same(connectionTokens(['a', 'b, c']), ['a', 'b', 'c'])
   t.same(connectionTokens(undefined), [])
+  t.same(connectionTokens('Keep-Alive'), ['keep-alive'], 'one token, lower-cased')
+  t.same(connectionTokens('  X-Secret\t'), ['x-secret'], 'one token, trimmed')
+  t.same(connectionTokens(''), [])
+  t.same(connectionTokens('   '), [])
+  t.same(connectionTokens(' , ,'), [], 'only separators')
+  t.same(connectionTokens(['Close']), ['close'])
 })
 
 t.test('request ids from clients are kept only when sane', async (t) => {
