@@ -10,14 +10,15 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { commandLine } from './lib/cli.mjs'
-import { CONFIGS, REQUEST_PATH } from './lib/configs.mjs'
+import { BASELINE, CONFIGS, REQUEST_PATH } from './lib/configs.mjs'
 import { benchCredentials } from './lib/credentials.mjs'
 import { forkNode, onPath, stopChild, waitForMessage } from './lib/proc.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const REDIS_URL = 'redis://127.0.0.1:6379'
 const USAGE = `usage: pnpm --filter @tollgate/bench run instructions [-- options]
-  --only a,b        configurations (default tollgate-proxy,tollgate-full; Redis ones use 127.0.0.1:6379)
+  --only a,b        configurations (default tollgate-proxy,tollgate-full; Redis ones use 127.0.0.1:6379);
+                    with fastify-http-proxy among them, each is also given as a ratio to it
   --against DIR     also count the same configurations built from DIR (a checkout, installed and built)
   --warmup N        requests before counting starts    (default 10000)
   --requests N      requests counted                    (default 10000)
@@ -187,13 +188,21 @@ try {
   await stopChild(upstream)
   rmSync(workDir, { recursive: true, force: true })
 }
+const median = (name, label) => {
+  const values = rows.filter((row) => row.name === name && row.tree === label).map((row) => row.withoutCompiler).sort((a, b) => a - b)
+  return values[Math.floor(values.length / 2)]
+}
+if (names.includes(BASELINE)) {
+  // Instructions per request, inverted: how many requests each does for the baseline's work.
+  // It leaves out the kernel (a third of the CPU time here) and the upstream on the same core.
+  for (const name of names.filter((other) => other !== BASELINE)) {
+    const ratio = median(BASELINE, trees[0].label) / median(name, trees[0].label)
+    console.log(`${name}: ${ratio.toFixed(2)}x ${BASELINE} by instructions per request (this tree; higher is cheaper)`)
+  }
+}
 if (trees.length === 2) {
   for (const name of names) {
-    const median = (label) => {
-      const values = rows.filter((row) => row.name === name && row.tree === label).map((row) => row.withoutCompiler).sort((a, b) => a - b)
-      return values[Math.floor(values.length / 2)]
-    }
-    const change = median(trees[0].label) / median(trees[1].label) - 1
+    const change = median(name, trees[0].label) / median(name, trees[1].label) - 1
     console.log(`${name}: this tree ${change >= 0 ? '+' : ''}${(change * 100).toFixed(1)}% instructions/request (without the compiler) against ${trees[1].label}`)
   }
 }
