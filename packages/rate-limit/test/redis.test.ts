@@ -160,9 +160,7 @@ for (const policy of ['allow', 'deny'] as const) {
 t.test('a shared client answering with another script under the command name gets the outage policy, not a made-up decision', async (t) => {
   const prefix = uniquePrefix('foreign-script')
   cleanupOnTeardown(t, prefix)
-  const client = new Redis(REDIS_URL, { enableOfflineQueue: false, lazyConnect: true })
-  await client.connect()
-  t.teardown(() => { client.disconnect() })
+  const client = await connectRedis(t)
   // An older Tollgate answered with a table; the plugin keeps a command already defined on a shared client.
   client.defineCommand('tollgateRateLimitFixedWindow', { numberOfKeys: 1, lua: 'return {1, 5, 60000, 0}' })
   const { app, logs, events } = await harness(t, {
