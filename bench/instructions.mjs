@@ -13,9 +13,9 @@ import { commandLine } from './lib/cli.mjs'
 import { BASELINE, CONFIGS, REQUEST_PATH } from './lib/configs.mjs'
 import { benchCredentials } from './lib/credentials.mjs'
 import { forkNode, onPath, stopChild, waitForMessage } from './lib/proc.mjs'
+import { connectRedis, REDIS_URL, removeKeys } from './lib/redis.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const REDIS_URL = 'redis://127.0.0.1:6379'
 const USAGE = `usage: pnpm --filter @tollgate/bench run instructions [-- options]
   --only a,b        configurations (default tollgate-proxy,tollgate-full; Redis ones use 127.0.0.1:6379);
                     with fastify-http-proxy among them, each is also given as a ratio to it
@@ -150,24 +150,14 @@ async function measure (config, tree, run) {
     return { total: best.total / requests, withoutCompiler: (best.total - best.compiler) / requests }
   } finally {
     server.kill('SIGKILL')
-    if (config.needs === 'redis') await removeKeys(redisPrefix)
-  }
-}
-
-/** Deletes the keys under `prefix` (SCAN, so a large Redis is not blocked). */
-async function removeKeys (prefix) {
-  const { Redis } = await import('ioredis')
-  const client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
-  try {
-    await client.connect()
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      if (keys.length > 0) await client.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
-  } finally {
-    client.disconnect()
+    if (config.needs === 'redis') {
+      const client = await connectRedis()
+      try {
+        await removeKeys(client, redisPrefix)
+      } finally {
+        client.disconnect()
+      }
+    }
   }
 }
 

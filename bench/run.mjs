@@ -13,11 +13,11 @@ import { benchCredentials } from './lib/credentials.mjs'
 import { ITEM_DIRECT_PATH, ITEM_PATH, ITEM_REQUEST_BODY, shapedItem } from './lib/contracts.mjs'
 import { autocannonLoad, cpuSeconds, forkNode, onPath, pinningPlan, rssBytes, sleep, stopChild, waitForMessage } from './lib/proc.mjs'
 import { startNginx } from './lib/nginx.mjs'
+import { connectRedis, countKeys, REDIS_URL, removeKeys } from './lib/redis.mjs'
 import { runWrk, wrkScript } from './lib/wrk.mjs'
 import { aggregate, consoleReport, markdownReport, micro } from './lib/report.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const REDIS_URL = 'redis://127.0.0.1:6379'
 
 // ---------------------------------------------------------------- options
 const USAGE = `usage: pnpm bench [-- options]   (or: pnpm --filter @tollgate/bench run bench -- options)
@@ -180,45 +180,14 @@ const { jwks, token, publicKeyPem } = benchCredentials()
 // Redis, only when a selected configuration needs it.
 let redis = null
 if (selected.some((config) => config.needs === 'redis')) {
-  const { Redis } = await import('ioredis')
-  const client = new Redis(REDIS_URL, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: () => null })
-  client.on('error', () => {})
   try {
-    await client.connect()
-    await client.ping()
-    redis = client
+    redis = await connectRedis()
   } catch (error) {
-    client.disconnect()
     notes.push(`Redis not reachable at ${REDIS_URL} (${error.message}): Redis configurations skipped`)
   }
 }
 if (nginx === null && selected.some((config) => config.needs === 'nginx')) notes.push('nginx not on PATH: the nginx configuration is skipped (it is never installed by the harness)')
 const runnable = selected.filter((config) => (config.needs !== 'redis' || redis !== null) && (config.needs !== 'nginx' || nginx !== null))
-
-async function cleanRedis (prefix) {
-  if (redis === null) return 0
-  let cursor = '0'
-  let removed = 0
-  for (let page = 0; page < 10_000; page++) {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    if (keys.length > 0) removed += await redis.del(...keys)
-    cursor = next
-    if (cursor === '0') break
-  }
-  return removed
-}
-
-async function redisKeyCount (prefix) {
-  let cursor = '0'
-  let count = 0
-  for (let page = 0; page < 10_000; page++) {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    count += keys.length
-    cursor = next
-    if (cursor === '0') break
-  }
-  return count
-}
 
 // ---------------------------------------------------------------- upstream
 const loadAtStart = loadavg()
@@ -295,7 +264,7 @@ async function startTarget (config, round) {
     redisPrefix,
     stop: async () => {
       await stopChild(child)
-      if (config.needs === 'redis') await cleanRedis(redisPrefix)
+      if (config.needs === 'redis' && redis !== null) await removeKeys(redis, redisPrefix)
     }
   }
 }
@@ -335,7 +304,7 @@ async function preflight (config, target, headers) {
     await anonymous.arrayBuffer()
     if (anonymous.status !== 401) throw new Error(`preflight: a request without a token got ${anonymous.status}, expected 401 (is auth on?)`)
   }
-  if (config.needs === 'redis' && await redisKeyCount(target.redisPrefix) === 0) {
+  if (config.needs === 'redis' && await countKeys(redis, target.redisPrefix) === 0) {
     throw new Error(`preflight: no Redis key under ${target.redisPrefix} after a request (is the Redis store used?)`)
   }
 }
