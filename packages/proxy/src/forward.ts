@@ -148,7 +148,9 @@ export function upstreamHeaders (request: FastifyRequest): Record<string, string
  *
  * Names go through undici's `headerNameToString`: a well-known name is found in its byte tree
  * as an interned lower-case constant, without decoding the buffer, lower-casing the copy, or
- * hashing a fresh string at every property lookup that follows.
+ * hashing a fresh string at every property lookup that follows. Each header goes straight to
+ * the reply: a name the reply already has is either the gateway's (kept) or an earlier line of
+ * this answer (`copied`: a repeat), so no object of all the headers is built in between.
  */
 function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
   const count = raw.length >> 1
@@ -162,21 +164,28 @@ function copyResponseHeaders (raw: Buffer[], reply: FastifyReply): void {
       listed = listed === null ? tokens : listed.concat(tokens)
     }
   }
-  const headers: Record<string, string | string[]> = {}
+  const copied: string[] = []
+  let repeats: Map<string, string[]> | null = null
   for (let i = 0; i < count; i++) {
     const name = names[i]!
     if (HOP_BY_HOP_HEADERS.has(name) || (listed !== null && listed.includes(name))) continue
     // latin1: Node writes the header block of a streamed (Buffer) response as latin1,
     // so every byte of the value round-trips exactly.
     const value = raw[2 * i + 1]!.toString('latin1')
-    const existing = headers[name]
-    if (existing === undefined) headers[name] = value
-    else if (Array.isArray(existing)) existing.push(value)
-    else headers[name] = [existing, value]
+    if (name === 'set-cookie') {
+      reply.header(name, value) // Fastify appends it to any set-cookie already there
+    } else if (!reply.hasHeader(name)) {
+      reply.header(name, value)
+      copied.push(name)
+    } else if (copied.includes(name)) {
+      // A repeated line of this answer: all its values are set together at the end.
+      repeats ??= new Map()
+      const values = repeats.get(name)
+      if (values === undefined) repeats.set(name, [reply.getHeader(name) as string, value])
+      else values.push(value)
+    }
   }
-  for (const name in headers) {
-    if (name === 'set-cookie' || !reply.hasHeader(name)) reply.header(name, headers[name])
-  }
+  if (repeats !== null) for (const [name, values] of repeats) reply.header(name, values)
 }
 
 /**
@@ -260,7 +269,7 @@ export class ProxyCall {
     this.#retriable = !hasBody && route.upstream.options.retries > 0 && IDEMPOTENT.has(method)
     const res = reply.raw as TrackedResponse
     res[kCall] = this
-    res.once('close', onClientClose)
+    res.on('close', onClientClose) // emitted once; `on` spares once()'s wrapper per request
   }
 
   start (): void {
