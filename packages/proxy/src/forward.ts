@@ -123,7 +123,11 @@ function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): v
   this[kCall]?.requestBody?.destroy(err)
 }
 
-/** Builds the headers sent upstream (the host is set per attempt). */
+/**
+ * Builds the headers sent upstream. No `host`: undici writes the target pool's own
+ * (`hostname:port` of its origin, the same as the target's `host`), which also follows a
+ * retry to another target, and spares a header of undici's per-request validation.
+ */
 export function upstreamHeaders (request: FastifyRequest): Record<string, string | string[]> {
   const incoming = request.headers
   const connection = incoming.connection
@@ -206,7 +210,7 @@ export class ProxyCall {
   readonly reply: FastifyReply
   readonly route: CompiledRoute
   readonly upstream: Upstream
-  readonly #options: Dispatcher.DispatchOptions & { headers: Record<string, string | string[]> }
+  readonly #options: Dispatcher.DispatchOptions
   readonly #retriable: boolean
   requestBody: RequestBody | null = null
   bodyTooLarge = false
@@ -295,7 +299,6 @@ export class ProxyCall {
     this.#counted = true
     target.active++
     this.request.tollgateTarget = target.url
-    this.#options.headers.host = target.host
     this.#attemptStart = performance.now()
     target.pool.dispatch(this.#options, this as unknown as Dispatcher.DispatchHandler)
   }

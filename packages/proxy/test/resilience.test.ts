@@ -78,6 +78,7 @@ t.test('a refused connection is retried on another target for GET', async (t) =>
     t.equal(res.statusCode, 200)
   }
   t.equal(live.hits, 4)
+  for (const seen of live.seen) t.equal(seen.headers.host, new URL(live.url).host, 'a retry carries its own target\'s host')
   t.equal(events.filter(([name]) => name === 'upstreamRetry').length, 2, 'the two requests that met the dead target were retried')
   t.same(events.find(([name]) => name === 'upstreamRetry')![1], { upstream: 'posts', target: live.url })
 })
