@@ -19,7 +19,7 @@ import { openApiDocument } from './openapi.js'
 import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservices.js'
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
 import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
-import { addSecurityHeaders } from './security-headers.js'
+import { helmetDefaults, setHeaders } from './security-headers.js'
 import { StdoutLog } from './log-stream.js'
 import { VERSION } from './version.js'
 
@@ -100,6 +100,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 2)))
   }
 
+  const securityHeaders = server.securityHeaders === false ? [] : helmetDefaults()
   const stdout = options.logStream === undefined ? new StdoutLog() : undefined
   const logStream = options.logStream ?? stdout!
   const fastifyOptions: FastifyServerOptions & { http?: typeof nodeServerOptions, https?: typeof nodeServerOptions & { cert: Buffer, key: Buffer } } = {
@@ -121,7 +122,10 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     forceCloseConnections: 'idle',
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 500 },
     frameworkErrors (error, request, reply) {
-      // The router refuses a malformed URL before any hook runs; TRACE is still a 405 there.
+      // The router refuses a malformed URL before any hook runs, so this answer gets here
+      // what the hooks give every other one. TRACE is still a 405 here.
+      setHeaders(reply as FastifyReply, securityHeaders)
+      void (reply as FastifyReply).header('x-request-id', request.id)
       if (request.method === 'TRACE') {
         void (reply as FastifyReply).code(405).header('allow', ALLOWED_METHODS).send(errorBody(request as FastifyRequest, 405, 'TRACE is not allowed'))
         return
@@ -156,8 +160,38 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       JSON.stringify({ statusCode: 405, error: 'Method Not Allowed', message: 'CONNECT is not allowed' }))
   })
 
+  // The gateway's own endpoints are public, unlimited and not counted as traffic.
+  const internalPaths = [server.health ?? SERVER_DEFAULTS.health, '/readyz', server.metrics ?? SERVER_DEFAULTS.metrics, server.docs ?? SERVER_DEFAULTS.docs]
+    .filter((path): path is string => typeof path === 'string')
+  app.addHook('onRoute', (route) => {
+    if (internalPaths.some((path) => route.url === path || route.url?.startsWith(`${path}/`) === true)) {
+      route.config = { ...(route.config as object), auth: false, rateLimit: false, metrics: false }
+    }
+  })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
+    // Our own errors and Fastify's say nothing secret; anything else might (a library's message can name an address).
+    const known = typeof error.code === 'string' && (error.code.startsWith('TOLLGATE_') || error.code.startsWith('FST_'))
+    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
+    else request.log.debug({ err: error }, 'request refused')
+    void reply.code(statusCode).send(errorBody(request, statusCode, known || statusCode < 500 ? error.message : 'Internal Server Error'))
+  })
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?')[0] ?? ''
+    void reply.code(404).send(errorBody(request, 404, `no route matches ${request.method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`))
+  })
+
+  await app.register(tollgateMetrics, { path: server.metrics ?? SERVER_DEFAULTS.metrics })
+
   // A callback hook, not an async one: no promise and no microtask hop on every request.
+  // After @tollgate/metrics' hook (the request id header), so that a request refused here
+  // gets the request id and the security headers like any other answer.
   app.addHook('onRequest', function tollgateGatewayChecks (request, reply, done) {
+    // On the reply, not the raw response as helmet does: one raw setHeader() sends every
+    // other header of the answer through Node's slower setHeader path too. The proxy keeps
+    // a header the gateway set, so these win over an upstream's own.
+    setHeaders(reply, securityHeaders)
     const rawHeaders = request.raw.rawHeaders
     if (rawHeaders.length > maxHeaders * 2) {
       reply.header('connection', 'close')
@@ -198,33 +232,6 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     done()
   })
 
-  // The gateway's own endpoints are public, unlimited and not counted as traffic.
-  const internalPaths = [server.health ?? SERVER_DEFAULTS.health, '/readyz', server.metrics ?? SERVER_DEFAULTS.metrics, server.docs ?? SERVER_DEFAULTS.docs]
-    .filter((path): path is string => typeof path === 'string')
-  app.addHook('onRoute', (route) => {
-    if (internalPaths.some((path) => route.url === path || route.url?.startsWith(`${path}/`) === true)) {
-      route.config = { ...(route.config as object), auth: false, rateLimit: false, metrics: false }
-    }
-  })
-
-  app.setErrorHandler((error: FastifyError, request, reply) => {
-    const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
-    // Our own errors and Fastify's say nothing secret; anything else might (a library's message can name an address).
-    const known = typeof error.code === 'string' && (error.code.startsWith('TOLLGATE_') || error.code.startsWith('FST_'))
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
-    else request.log.debug({ err: error }, 'request refused')
-    void reply.code(statusCode).send(errorBody(request, statusCode, known || statusCode < 500 ? error.message : 'Internal Server Error'))
-  })
-  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0] ?? ''
-    void reply.code(404).send(errorBody(request, 404, `no route matches ${request.method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`))
-  })
-
-  await app.register(tollgateMetrics, { path: server.metrics ?? SERVER_DEFAULTS.metrics })
-
-  if (server.securityHeaders !== false) {
-    addSecurityHeaders(app)
-  }
   if (server.cors !== undefined) {
     // Only a real preflight (Origin and Access-Control-Request-Method) is answered here;
     // any other OPTIONS is routed like a request, so an unlisted method still gets 405.
