@@ -82,9 +82,15 @@ export function redactPaths (apiKeyHeader = 'x-api-key'): string[] {
 function buildQueryRedactor (names: Iterable<string>): (url: string) => string {
   const sensitive = new Set<string>()
   for (const name of names) sensitive.add(name.toLowerCase())
+  // A query holding none of the names anywhere, in any case, and nothing encoded cannot
+  // hold one as a parameter name: one regular expression instead of splitting the query
+  // on every request line. Case folding (`u`) so that a name lower-casing to a sensitive
+  // one (the Kelvin sign K to `k`) is still looked at.
+  const mayHoldSensitive = new RegExp(`[%+]|${[...sensitive].map(escapeRegExp).join('|')}`, 'iu')
   return function redactQuery (url: string): string {
     const queryAt = url.indexOf('?')
     if (queryAt === -1) return url
+    if (!mayHoldSensitive.test(url.slice(queryAt + 1))) return url
     const parts = url.slice(queryAt + 1).split('&')
     let changed = false
     for (let i = 0; i < parts.length; i++) {

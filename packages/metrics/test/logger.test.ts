@@ -10,6 +10,13 @@ t.test('redactUrl replaces sensitive query values and keeps the rest', async (t)
   t.equal(redactUrl('/a?%zz=1&apikey=2'), '/a?%zz=1&apikey=[Redacted]', 'an undecodable name does not break it')
   t.equal(redactUrl('/a?tenant=x', ['tenant']), '/a?tenant=[Redacted]', 'extra names')
   t.equal(redactUrl('/a?flag'), '/a?flag')
+  // The cheap pre-check (does the query name anything sensitive at all?) must never skip these.
+  t.equal(redactUrl('/a?page=1&Access_Token=abc'), '/a?page=1&Access_Token=[Redacted]', 'mixed case')
+  t.equal(redactUrl('/a?%20token%20=abc'), '/a?%20token%20=[Redacted]', 'padded with encoded spaces')
+  t.equal(redactUrl('/a?+token=abc'), '/a?+token=[Redacted]', 'padded with a plus')
+  t.equal(redactUrl('/a?\u212Aey=abc'), '/a?\u212Aey=[Redacted]', 'the Kelvin sign lower-cases to k')
+  t.equal(redactUrl('/a?tokens=abc&keys=1'), '/a?tokens=abc&keys=1', 'a longer name holding one is not one')
+  t.equal(redactUrl('/a?q=my%20password'), '/a?q=my%20password', 'a value is never taken for a name')
 })
 
 t.test('scrubSecrets removes credentials from free text', async (t) => {
