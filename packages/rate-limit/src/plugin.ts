@@ -247,6 +247,11 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     }
     return {
       guard: function tollgateFailedAuthGuard (request, reply, done) {
+        // Nobody blocked (the usual case): no key to build for the lookup.
+        if (blockedUntil.size === 0) {
+          done()
+          return
+        }
         label ??= routeLabel(request)
         const key = failureKey(prefix, label, request)
         const until = blockedUntil.get(key)
