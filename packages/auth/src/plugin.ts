@@ -361,7 +361,8 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
 
   function stripCredentials (request: FastifyRequest): void {
     const raw = request.raw
-    stripAliases.removeFrom(raw.headers)
+    // Replaced rather than deleted from: see HeaderAliases.without.
+    raw.headers = stripAliases.without(raw.headers)
     stripAliases.removeFromRaw(raw.rawHeaders)
     if (apiKeys?.query !== undefined && raw.url !== undefined) raw.url = removeQueryParam(raw.url, apiKeys.query)
   }

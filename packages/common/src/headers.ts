@@ -73,7 +73,31 @@ export class HeaderAliases {
     return removed
   }
 
-  /** The same for `IncomingMessage.rawHeaders` (name, value, name, value...). */
+  /**
+   * `headers` without the headers that are one of these: the same object when none is,
+   * else a copy of the others in their order. Where the object can be replaced (Node's
+   * `IncomingMessage.headers` can), this is cheaper than {@link removeFrom}: deleting a
+   * property V8 did not add last turns the object into a dictionary (~3k instructions,
+   * and every later lookup and `for...in` on it slower), where a copy of a request's
+   * dozen headers stays a fast object.
+   */
+  without<T extends Record<string, unknown>> (headers: T): T {
+    let found = false
+    for (const name in headers) {
+      if (this.has(name)) {
+        found = true
+        break
+      }
+    }
+    if (!found) return headers
+    const kept: Record<string, unknown> = {}
+    for (const name in headers) {
+      if (!this.has(name)) kept[name] = headers[name]
+    }
+    return kept as T
+  }
+
+  /** The same as {@link removeFrom} for `IncomingMessage.rawHeaders` (name, value, name, value...). */
   removeFromRaw (rawHeaders: string[]): number {
     let removed = 0
     for (let i = rawHeaders.length - 2; i >= 0; i -= 2) {

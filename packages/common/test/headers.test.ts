@@ -64,3 +64,14 @@ t.test('HeaderAliases matches names as they arrive, in objects and raw header li
   t.equal(aliases.removeFrom(headers), 2)
   t.same(headers, { host: 'a' })
 })
+
+t.test('HeaderAliases.without copies the other headers in order, or gives the same object back', async (t) => {
+  const aliases = new HeaderAliases(['authorization', 'x-user-id'])
+  const clean = { host: 'a', accept: '*/*' }
+  t.equal(aliases.without(clean), clean, 'nothing to remove: the same object, untouched')
+  const headers = { host: 'a', authorization: 'Bearer x', accept: '*/*', x_user_id: 'spoofed', 'x-trace': ['1', '2'] }
+  const kept = aliases.without(headers)
+  t.not(kept, headers, 'a new object')
+  t.strictSame(Object.entries(kept), [['host', 'a'], ['accept', '*/*'], ['x-trace', ['1', '2']]], 'the others, in their order')
+  t.equal(headers.authorization, 'Bearer x', 'the original is left as it was')
+})
