@@ -127,7 +127,8 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   if (identityAliases.size > 0) {
     fastify.addHook('onRequest', function removeClientIdentityHeaders (request, _reply, done) {
       const raw = request.raw
-      identityAliases.removeFrom(raw.headers)
+      // Replaced rather than deleted from, as in stripCredentials: see HeaderAliases.without.
+      raw.headers = identityAliases.without(raw.headers)
       identityAliases.removeFromRaw(raw.rawHeaders)
       const connection = raw.headers.connection
       if (connection !== undefined) {

@@ -90,8 +90,9 @@ function buildQueryRedactor (names: Iterable<string>): (url: string) => string {
   return function redactQuery (url: string): string {
     const queryAt = url.indexOf('?')
     if (queryAt === -1) return url
-    if (!mayHoldSensitive.test(url.slice(queryAt + 1))) return url
-    const parts = url.slice(queryAt + 1).split('&')
+    const query = url.slice(queryAt + 1)
+    if (!mayHoldSensitive.test(query)) return url
+    const parts = query.split('&')
     let changed = false
     for (let i = 0; i < parts.length; i++) {
       const part = parts[i] as string
