@@ -112,8 +112,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     requestIdHeader: false,
     // One log line per request is @tollgate/metrics' job; Fastify's own two are off.
     ...(LogController === undefined ? { disableRequestLogging: true } : { logController: new LogController({ disableRequestLogging: true }) }),
-    // Fastify accepts a hop count too; its type omits it.
-    trustProxy: (server.trustProxy ?? false) as FastifyServerOptions['trustProxy'],
+    // A hop count goes to Fastify as our own function: Fastify 5.12.8+ reads a bare number
+    // as "trust no hop" (a hop count cannot tell a proxy from a client that connects
+    // directly), whereas the manifest documents the Express meaning, which the header
+    // stripping above also uses.
+    trustProxy: typeof server.trustProxy === 'number' ? trustPeer : (server.trustProxy ?? false),
     bodyLimit,
     requestTimeout,
     http: nodeServerOptions,

@@ -124,6 +124,20 @@ function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): v
 }
 
 /**
+ * The `x-forwarded-for` sent upstream: the chain as received plus the socket peer when the
+ * peer is a proxy Fastify's `trustProxy` trusts (as nginx's `$proxy_add_x_forwarded_for`
+ * and Envoy do), else the client IP alone: anyone else's chain is a lie and is replaced.
+ * `request.ips` exists only when `trustProxy` is set, and holds more than the peer only
+ * when the peer is trusted.
+ */
+function forwardedFor (request: FastifyRequest, chain: string | string[] | undefined): string {
+  if (chain === undefined) return request.ip
+  const ips = request.ips
+  if (ips === undefined || ips.length < 2) return request.ip
+  return `${Array.isArray(chain) ? chain.join(', ') : chain}, ${ips[0]!}`
+}
+
+/**
  * Builds the headers sent upstream. No `host`: undici writes the target pool's own
  * (`hostname:port` of its origin, the same as the target's `host`), which also follows a
  * retry to another target, and spares a header of undici's per-request validation.
@@ -139,7 +153,7 @@ export function upstreamHeaders (request: FastifyRequest): Record<string, string
     const value = incoming[name]
     if (value !== undefined) headers[name] = value
   }
-  headers['x-forwarded-for'] = request.ip
+  headers['x-forwarded-for'] = forwardedFor(request, incoming['x-forwarded-for'])
   headers['x-forwarded-proto'] = request.protocol
   headers['x-forwarded-host'] = request.host
   headers['x-request-id'] = request.id
