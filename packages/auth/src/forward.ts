@@ -61,10 +61,13 @@ export class ForwardAuth {
         this.#cache.delete(key)
       }
     }
-    const pending = this.#inflight.get(key)
+    // Only identical questions share a call: the service is told the method, URI and client,
+    // and may answer differently for a DELETE or another path with the same credential.
+    const question = `${key}\0${request.method}\0${request.url}\0${request.ip}\0${request.protocol}\0${request.host}`
+    const pending = this.#inflight.get(question)
     if (pending !== undefined) return await pending
-    const call = this.#call(request, credentials).finally(() => { this.#inflight.delete(key) })
-    this.#inflight.set(key, call)
+    const call = this.#call(request, credentials).finally(() => { this.#inflight.delete(question) })
+    this.#inflight.set(question, call)
     return await call
   }
 

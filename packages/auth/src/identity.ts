@@ -31,6 +31,9 @@ export class UnsafeIdentityValue extends Error {}
 function scalar (value: unknown, header: string): string | undefined {
   if (typeof value === 'string') {
     if (INVALID_HEADER_VALUE.test(value)) throw new UnsafeIdentityValue(`claim for ${header} contains a character not allowed in a header (CR, LF, NUL or a control)`)
+    // The upstream's HTTP parser strips it (and list readers trim each name): " admin" would
+    // arrive as the "admin" this gateway just decided the token does not have.
+    if (value.trim() !== value) throw new UnsafeIdentityValue(`claim for ${header} begins or ends with whitespace`)
     return value
   }
   if (typeof value === 'number' || typeof value === 'boolean') return String(value)
@@ -40,7 +43,8 @@ function scalar (value: unknown, header: string): string | undefined {
 /**
  * The value of one identity header, or `undefined` to leave it unset. A list becomes one
  * comma-separated value; a list member containing a comma is refused (the upstream would
- * split it into two names). Throws {@link UnsafeIdentityValue}.
+ * split it into two names), and so is a value with leading or trailing whitespace (the
+ * upstream would read it trimmed). Throws {@link UnsafeIdentityValue}.
  */
 export function identityHeaderValue (value: unknown, header: string): string | undefined {
   if (Array.isArray(value)) {
@@ -49,12 +53,11 @@ export function identityHeaderValue (value: unknown, header: string): string | u
       const part = scalar(item, header)
       if (part === undefined) continue
       if (part.includes(',')) throw new UnsafeIdentityValue(`a list member for ${header} contains a comma`)
-      if (part.trim().length > 0) parts.push(part.trim())
+      if (part.length > 0) parts.push(part)
     }
     return parts.join(',')
   }
-  const result = scalar(value, header)
-  return result === undefined ? undefined : result.trim()
+  return scalar(value, header)
 }
 
 /**

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { bearer, buildApp, claims, clock, SECRET, signHmac, ISSUER, AUDIENCE } from './helpers/index.js'
 import type { AuthOptions } from '../src/index.js'
 
-type Mode = 'allow' | 'deny401' | 'deny403' | 'hang' | 'redirect' | 'error500' | 'no-id' | 'deny404'
+type Mode = 'allow' | 'deny401' | 'deny403' | 'hang' | 'redirect' | 'error500' | 'no-id' | 'deny404' | 'slow-by-uri'
 
 /** A scripted forward-auth service: answers by `mode`, records what it received. */
 async function authService (t: Test): Promise<{ url: string, setMode: (mode: Mode) => void, seen: IncomingHttpHeaders[], calls: () => number }> {
@@ -25,6 +25,12 @@ async function authService (t: Test): Promise<{ url: string, setMode: (mode: Mod
       case 'redirect': return await reply.redirect('http://127.0.0.1:1/login', 302)
       case 'error500': return await reply.code(500).send('boom')
       case 'hang': return await new Promise(() => undefined)
+      case 'slow-by-uri': {
+        // Slow enough for concurrent requests to overlap; denies any URI naming a secret.
+        await new Promise((resolve) => setTimeout(resolve, 150))
+        if (String(request.headers['x-forwarded-uri']).includes('secret')) return await reply.code(403).send('')
+        return await reply.header('x-user-id', 'alice').send('')
+      }
     }
   })
   await server.listen({ port: 0, host: '127.0.0.1' })
@@ -155,6 +161,22 @@ t.test('concurrent requests with one credential share one call to the service', 
   const results = await Promise.all(Array.from({ length: 10 }, async () => await app.inject({ url: '/forward', headers: { cookie: 'session=alice' } })))
   t.same(new Set(results.map((r) => r.statusCode)), new Set([200]))
   t.ok(service.calls() < 10, `calls: ${service.calls()}`)
+})
+
+t.test('without a cache, concurrent requests for other URIs never share a decision', async (t) => {
+  const service = await authService(t)
+  service.setMode('slow-by-uri')
+  const { app } = await buildApp(t, forwardOptions(service.url, { timeout: '2s' }))
+  const headers = { cookie: 'session=alice' }
+  const [open, secret, openAgain] = await Promise.all([
+    app.inject({ url: '/forward?doc=open', headers }),
+    app.inject({ url: '/forward?doc=secret', headers }),
+    app.inject({ url: '/forward?doc=open', headers })
+  ])
+  t.equal(open.statusCode, 200)
+  t.equal(secret.statusCode, 403, 'the service was asked about the secret URI itself')
+  t.equal(openAgain.statusCode, 200)
+  t.equal(service.calls(), 2, 'the two identical questions shared one call')
 })
 
 t.test('with jwt and forward, a bearer JWT goes to jwt, a cookie to forward, and both must name one principal', async (t) => {
