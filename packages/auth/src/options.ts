@@ -567,6 +567,16 @@ export function resolveOptions (input: AuthOptions | undefined, { path = '' }: {
     }
   }
 
+  // The forward-auth service's identity headers are trusted when it sends them: a client's
+  // copies are removed too, so that an upstream reading them (as Traefik users do) can trust them.
+  if (forward !== undefined) {
+    for (const name of [forward.identityHeaders.id, forward.identityHeaders.roles, forward.identityHeaders.permissions]) {
+      if (name === undefined || name === '') continue
+      const alias = headerAlias(name)
+      if (!RESERVED_IDENTITY_HEADERS.has(alias) && !forward.forwardHeaders.some((header) => headerAlias(header) === alias)) identityAliases.add(alias)
+    }
+  }
+
   const defaultRoute = raw.defaultRoute ?? 'authenticated'
   if (defaultRoute !== 'authenticated' && defaultRoute !== 'public') problems.add('defaultRoute', 'must be "authenticated" or "public"')
   const retryAfterMs = problems.duration(raw.retryAfter, 'retryAfter', '5s')

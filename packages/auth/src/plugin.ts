@@ -245,11 +245,13 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
       let bearer: string | undefined
       let digest: string | undefined
       let cached: CachedToken | undefined
-      if (typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
+      // Only a route that verifies tokens reads the header as one: elsewhere it is an opaque
+      // credential for forward auth (or the upstream), whatever its syntax.
+      if (acceptsJwt && typeof authorization === 'string' && /^bearer(?: |$)/i.test(authorization)) {
         // A plain `Bearer <token>` is looked up before its syntax is checked: a token is only
         // ever cached after passing the checks below and verification, so a hit proves them,
         // and the usual request skips two regular expressions over the whole token.
-        if (tokenCache !== undefined && acceptsJwt && authorization.length > 7 &&
+        if (tokenCache !== undefined && authorization.length > 7 &&
           authorization.charCodeAt(7) !== 32 && authorization.charCodeAt(authorization.length - 1) !== 32) {
           bearer = authorization.slice(7)
           digest = tokenCache.digest(bearer)
@@ -257,8 +259,9 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
         }
         if (cached === undefined) {
           const match = BEARER.exec(authorization)
-          if (match === null) throw invalidToken('malformed Authorization header')
-          bearer = match[1] as string // the same string as the slice above, when there was one
+          if (match !== null) bearer = match[1] as string // the same string as the slice above, when there was one
+          else if (methods.includes('forward')) bearer = undefined // not a JWT: forward auth judges it
+          else throw invalidToken('malformed Authorization header')
         }
       }
       const useJwt = bearer !== undefined && acceptsJwt &&

@@ -179,6 +179,33 @@ t.test('without a cache, concurrent requests for other URIs never share a decisi
   t.equal(service.calls(), 2, 'the two identical questions shared one call')
 })
 
+t.test('a bearer credential outside the JWT syntax is forward auth\'s to judge, not refused unasked', async (t) => {
+  for (const jwt of [undefined, { secret: SECRET, issuer: ISSUER, audience: AUDIENCE }]) {
+    const service = await authService(t)
+    const { app } = await buildApp(t, { ...forwardOptions(service.url), ...(jwt === undefined ? {} : { jwt }) })
+    const label = jwt === undefined ? 'forward only' : 'jwt and forward'
+    const res = await app.inject({ url: '/forward', headers: { authorization: 'Bearer abc:def' } })
+    t.equal(res.statusCode, 200, label)
+    t.equal(service.calls(), 1, `${label}: the service was asked`)
+    t.equal(service.seen[0]?.authorization, 'Bearer abc:def', `${label}: with the header as sent`)
+  }
+})
+
+t.test('client copies of the service\'s identity headers are removed, even when no identity header of the gateway has their name', async (t) => {
+  const service = await authService(t)
+  const { app } = await buildApp(t, { ...forwardOptions(service.url), identityHeaders: { 'x-sub': 'sub' } })
+  const spoofed = { 'x-user-id': 'mallory', 'x.user.roles': 'admin' }
+  for (const url of ['/public', '/forward']) {
+    const res = await app.inject({ url, headers: { ...spoofed, cookie: 'session=alice' } })
+    t.equal(res.statusCode, 200, url)
+    const seen = res.json().headers as Record<string, unknown>
+    t.equal(seen['x-user-id'], undefined, `${url}: x-user-id removed`)
+    t.equal(seen['x.user.roles'], undefined, `${url}: its alias x.user.roles removed`)
+  }
+  const res = await app.inject({ url: '/forward', headers: { cookie: 'session=alice' } })
+  t.equal(res.json().headers['x-sub'], 'alice', 'the gateway\'s own identity header is still set')
+})
+
 t.test('with jwt and forward, a bearer JWT goes to jwt, a cookie to forward, and both must name one principal', async (t) => {
   const service = await authService(t)
   const options: AuthOptions = { ...forwardOptions(service.url), jwt: { secret: SECRET, issuer: ISSUER, audience: AUDIENCE } }
