@@ -97,6 +97,13 @@ export interface AuthOptions {
   defaultRoute?: 'authenticated' | 'public'
   /** `Retry-After` sent with 503 answers. Default `5s`. */
   retryAfter?: Duration
+  /**
+   * Level of the per-request lines about a refusal (`authentication refused`) and a 503
+   * (`authentication unavailable`, which is at `warn` while this is `info`). `debug` when
+   * another line per request already carries the error, as the gateway's request log does.
+   * Default `info`.
+   */
+  refusalLogLevel?: 'info' | 'debug'
   /** Clock (ms since the epoch) for token times, JWKS cooldown and the forward cache. Default `Date.now`. */
   now?: () => number
 }
@@ -153,6 +160,7 @@ export interface ResolvedOptions {
   methods: readonly AuthMethod[]
   defaultRoute: 'authenticated' | 'public'
   retryAfterSeconds: number
+  refusalLogLevel: 'info' | 'debug'
   now: () => number
   /** Warnings to log once at registration. */
   warnings: readonly string[]
@@ -177,7 +185,7 @@ const RESERVED_IDENTITY_HEADERS = new Set([
 ])
 
 const KNOWN_KEYS = {
-  root: ['jwt', 'apiKeys', 'forward', 'identityHeaders', 'defaultRoute', 'retryAfter', 'now'],
+  root: ['jwt', 'apiKeys', 'forward', 'identityHeaders', 'defaultRoute', 'retryAfter', 'refusalLogLevel', 'now'],
   jwt: ['secret', 'publicKey', 'jwksUrl', 'issuer', 'audience', 'algorithms', 'clockTolerance', 'rolesClaim',
     'permissionsClaim', 'jwksCooldown', 'jwksMaxAge', 'jwksTimeout', 'insecureWeakSecret',
     'tokenCacheSize'],
@@ -580,6 +588,8 @@ export function resolveOptions (input: AuthOptions | undefined, { path = '' }: {
   const defaultRoute = raw.defaultRoute ?? 'authenticated'
   if (defaultRoute !== 'authenticated' && defaultRoute !== 'public') problems.add('defaultRoute', 'must be "authenticated" or "public"')
   const retryAfterMs = problems.duration(raw.retryAfter, 'retryAfter', '5s')
+  const refusalLogLevel = raw.refusalLogLevel ?? 'info'
+  if (refusalLogLevel !== 'info' && refusalLogLevel !== 'debug') problems.add('refusalLogLevel', 'must be "info" or "debug"')
   if (raw.now !== undefined && typeof raw.now !== 'function') problems.add('now', 'must be a function returning milliseconds')
 
   const methods: AuthMethod[] = []
@@ -600,6 +610,7 @@ export function resolveOptions (input: AuthOptions | undefined, { path = '' }: {
     methods: Object.freeze(methods),
     defaultRoute: defaultRoute as 'authenticated' | 'public',
     retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    refusalLogLevel: refusalLogLevel as 'info' | 'debug',
     now: (raw.now as (() => number) | undefined) ?? Date.now,
     warnings: Object.freeze(warnings)
   })

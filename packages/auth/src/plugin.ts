@@ -145,13 +145,15 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   }
 
   // ── Failures ──
+  const refusalLevel = options.refusalLogLevel
+  const unavailableLevel = refusalLevel === 'info' ? 'warn' : 'debug'
   function refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): FastifyError {
     if (refusal.wwwAuthenticate !== undefined) reply.header('WWW-Authenticate', refusal.wwwAuthenticate)
     if (refusal.reason === 'unavailable') {
       reply.header('Retry-After', String(options.retryAfterSeconds))
-      request.log.warn({ err: refusal.cause, reason: refusal.reason }, 'authentication unavailable')
+      request.log[unavailableLevel]({ err: refusal.cause, reason: refusal.reason }, 'authentication unavailable')
     } else {
-      request.log.info({ reason: refusal.reason, code: refusal.error.code, detail: refusal.message === refusal.error.message ? undefined : refusal.message }, 'authentication refused')
+      request.log[refusalLevel]({ reason: refusal.reason, code: refusal.error.code, detail: refusal.message === refusal.error.message ? undefined : refusal.message }, 'authentication refused')
     }
     runtime.events.emit('authFailure', { route: routeLabel(request), reason: refusal.reason })
     return refusal.error

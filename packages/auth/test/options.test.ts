@@ -109,3 +109,18 @@ t.test('the Authorization header and API key never reach the logs when using red
   t.ok(redactPaths.includes('req.headers["x-api-key"]'))
   t.ok(redactPathsFor({ apiKeys: { header: 'X-Partner-Key', keys: [] } }).includes('req.headers["x-partner-key"]'))
 })
+
+t.test('refusalLogLevel: debug keeps refusal lines below info; anything but info or debug is refused', async (t) => {
+  t.throws(() => resolveOptions({ jwt: { secret: SECRET, audience: 'a' }, refusalLogLevel: 'warn' as never }), /refusalLogLevel: must be "info" or "debug"/)
+  for (const level of ['info', 'debug'] as const) {
+    const lines: Array<{ level: number, msg: string }> = []
+    const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line) as { level: number, msg: string }) } } } })
+    t.teardown(() => app.close())
+    await app.register(tollgateAuth, { jwt: { secret: SECRET, audience: 'a' }, refusalLogLevel: level })
+    app.get('/x', async () => 'ok')
+    await app.ready()
+    t.equal((await app.inject({ url: '/x', headers: { authorization: 'Bearer not.a.token' } })).statusCode, 401)
+    const refused = lines.find((line) => line.msg === 'authentication refused')
+    t.equal(refused?.level, level === 'info' ? 30 : 20, `${level}: the refusal line's level`)
+  }
+})

@@ -176,8 +176,9 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     const statusCode = typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500
     // Our own errors and Fastify's say nothing secret; anything else might (a library's message can name an address).
     const known = typeof error.code === 'string' && (error.code.startsWith('TOLLGATE_') || error.code.startsWith('FST_'))
-    if (statusCode >= 500) request.log.error({ err: error }, 'request failed')
-    else request.log.debug({ err: error }, 'request refused')
+    // At debug: the request's one line (@tollgate/metrics) carries the error, its stack
+    // included for a 5xx; a second line per failed request would double a flood of them.
+    request.log.debug({ err: error }, statusCode >= 500 ? 'request failed' : 'request refused')
     void reply.code(statusCode).send(errorBody(request, statusCode, known || statusCode < 500 ? error.message : 'Internal Server Error'))
   })
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
@@ -282,7 +283,9 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       ...(auth.apiKeys === undefined ? {} : { apiKeys: auth.apiKeys }),
       ...(auth.forward === undefined ? {} : { forward: auth.forward }),
       ...(auth.identityHeaders === undefined ? {} : { identityHeaders: auth.identityHeaders }),
-      defaultRoute: 'authenticated'
+      defaultRoute: 'authenticated',
+      // The request line (@tollgate/metrics) carries each refusal's error: one line per request.
+      refusalLogLevel: 'debug'
     }
     try {
       // The plugin checks these again when registered; here its problems get their manifest path.

@@ -47,6 +47,11 @@ t.test('401 and 429 are logged with code and message, without a stack; a 503 kee
     t.match(line.err, { code: /^TOLLGATE_(AUTH|RATE_LIMIT)_/, message: String }, `${String(line.statusCode)}: code and message logged`)
     t.notOk(line.err !== undefined && 'stack' in line.err, `${String(line.statusCode)}: no stack trace`)
   }
+  // The contract's one line per request: the auth plugin's own refusal lines are at debug.
+  for (const line of refused) {
+    const atInfo = (logs as LogLine[]).filter((other) => other.reqId === line.reqId && Number(other.level) >= 30)
+    t.equal(atInfo.length, 1, `${String(line.statusCode)}: one line at info or above for the request`)
+  }
   const failed = completed.find((line) => line.statusCode === down.statusCode)
   t.type(failed?.err?.stack, 'string', 'the unreachable upstream\'s error keeps its stack')
 })
