@@ -10,7 +10,7 @@ import { headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } f
 import tollgateProxy from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
-import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
+import tollgateMetrics, { genReqId, loggerOptions, redactUrl } from '@tollgate/metrics'
 import type { DestinationStream } from 'pino'
 import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
@@ -133,7 +133,13 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
         void (reply as FastifyReply).code(405).header('allow', ALLOWED_METHODS).send(errorBody(request as FastifyRequest, 405, 'TRACE is not allowed'))
         return
       }
-      void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, error.message))
+      // Not the router's message, which quotes the URL, query and all: it may hold a token.
+      void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, 'malformed URL: a percent-encoding does not decode'))
+      // No route, so no onResponse hook: the request's one log line and its count are made here.
+      request.log.info({ route: 'unmatched', method: request.method, url: redactUrl(request.url), statusCode: 400 }, 'request completed')
+      const metrics = app.hasDecorator('tollgateMetrics') ? app.tollgateMetrics.metrics : undefined
+      metrics?.requests.labels('unmatched', request.method, '400').inc()
+      metrics?.requestDuration.labels('unmatched', request.method, '400').observe((reply as FastifyReply).elapsedTime / 1000)
     }
   }
   if (server.tls !== undefined) {
