@@ -123,6 +123,9 @@ function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): v
   this[kCall]?.requestBody?.destroy(err)
 }
 
+/** Statuses whose answers never have a body, whatever their Content-Length says. */
+const BODILESS = new Set([204, 304])
+
 /**
  * The `x-forwarded-for` sent upstream: the chain as received plus the socket peer when the
  * peer is a proxy Fastify's `trustProxy` trusts (as nginx's `$proxy_add_x_forwarded_for`
@@ -407,6 +410,9 @@ export class ProxyCall {
     if (this.route.responseHeaders != null) applyResponseRules(reply, this.route.responseHeaders, this.request)
     // An HTTP/1 connection cannot be reused while the client is still sending a body nobody reads.
     if (this.requestBody !== null && !this.request.raw.complete) reply.header('connection', 'close')
+    // A 304 may repeat the 200's length (RFC 9110 8.6), but undici, and so Node's fetch,
+    // then waits for that many bytes and fails: it is optional, and dropped.
+    if (statusCode === 304) reply.removeHeader('content-length')
     reply.code(statusCode)
   }
 
@@ -444,9 +450,25 @@ export class ProxyCall {
     this.#buffered = null
     if (this.#clientGone) return
     const raw = buffered.chunks.length === 1 ? buffered.chunks[0]! : Buffer.concat(buffered.chunks, buffered.length)
-    if (!buffered.shape || buffered.length === 0) {
-      // Unshaped; or empty, with no fields to keep.
+    if (buffered.length === 0) {
+      // No payload at all: Fastify then adds no Content-Type, keeps a 304's Content-Length
+      // (that of the 200 it stands for) and sends 204 and 304 without one of its own.
       this.#writeHead(buffered.status, buffered.rawHeaders)
+      this.reply.send()
+      return
+    }
+    if (!buffered.shape) {
+      this.#writeHead(buffered.status, buffered.rawHeaders)
+      if (!this.reply.hasHeader('content-type')) {
+        // Fastify labels a Buffer it sends application/octet-stream; a stream it leaves
+        // untyped, as the upstream sent it (a browser may then sniff it, which is its call).
+        const body = new UpstreamBody(this)
+        this.#body = body
+        this.reply.send(body)
+        body.push(raw)
+        body.push(null)
+        return
+      }
       this.reply.send(raw)
       return
     }
@@ -474,7 +496,15 @@ export class ProxyCall {
       this.upstream.released(target)
       return
     }
-    if (wasStreaming && this.#buffered !== null) {
+    const buffered = this.#buffered
+    if (wasStreaming && err.code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' && BODILESS.has(buffered?.status ?? this.reply.statusCode)) {
+      // A 304 may carry the Content-Length of the 200 it stands for (RFC 9110 8.6), and
+      // undici counts the body it never has against it: the answer is whole, pass it on.
+      if (buffered !== null) this.#sendBuffered(buffered)
+      else this.#body?.push(null)
+      return
+    }
+    if (wasStreaming && buffered !== null) {
       // Failed while an answer was buffered: nothing reached the client yet.
       this.#buffered = null
       this.request.log.warn({ err, target: target.url }, 'upstream response failed mid-body')
