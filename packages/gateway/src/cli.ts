@@ -78,18 +78,21 @@ async function main (argv: string[]): Promise<void> {
   }
 
   const manifest = await load(file)
-  if (command === 'routes') {
-    process.stdout.write(routeTable(manifest))
-    return
-  }
-  if (command === 'validate') {
-    // Building the gateway (without listening) runs every plugin's own option checks too.
+  if (command === 'routes' || command === 'validate') {
+    // Building the gateway (without listening) runs every plugin's own option checks too,
+    // so that `routes` exits 1 exactly when `validate` does.
     try {
       const app = await createGateway(manifest, { logLevel: 'silent' })
       await app.close()
     } catch (error) {
       fail(problemsOf(error), `invalid manifest ${file}:`)
     }
+  }
+  if (command === 'routes') {
+    process.stdout.write(routeTable(manifest))
+    return
+  }
+  if (command === 'validate') {
     process.stdout.write(`${file}: valid (${manifest.routes.length} routes, ${Object.keys(manifest.upstreams).length} upstreams)\n`)
     return
   }

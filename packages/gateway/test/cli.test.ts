@@ -56,6 +56,56 @@ t.test('validate reports cross-field problems in the contract\'s wording', async
   t.match(result.stderr, /^routes\[2\]\.upstream: unknown upstream "post" \(known: auth, posts, chat\)$/m)
 })
 
+t.test('the gateway\'s own endpoints colliding with each other are problems, not a stack trace', async (t) => {
+  const endpoints = (server: string): string => `
+version: 1
+server: ${server}
+upstreams: { a: { targets: [http://127.0.0.1:3001] } }
+routes: [{ prefix: /a, upstream: a, auth: false }]
+`
+  const docs = tollgate(['validate', '-c', manifestFile(endpoints('{ docs: /metrics }'))])
+  t.equal(docs.status, 1)
+  t.match(docs.stderr, /^server\.docs: "\/metrics" collides with server\.metrics "\/metrics"$/m)
+  t.notMatch(docs.stderr, /\n\s+at /, 'no stack trace')
+  const nested = tollgate(['validate', '-c', manifestFile(endpoints('{ docs: /x, metrics: /x/json, health: /readyz }'))])
+  t.equal(nested.status, 1)
+  t.match(nested.stderr, /^server\.docs: "\/x" collides with server\.metrics "\/x\/json"$/m, 'the docs own their subpaths')
+  t.match(nested.stderr, /^server\.health: "\/readyz" collides with the readiness endpoint$/m)
+})
+
+t.test('a duration longer than the longest timer Node.js can set is refused, not turned into 1 ms', async (t) => {
+  const result = tollgate(['validate', '-c', manifestFile(`
+version: 1
+server: { shutdownGrace: 30d }
+upstreams: { a: { targets: [http://127.0.0.1:3001], timeout: 25d } }
+routes: [{ prefix: /a, upstream: a, auth: false }]
+`)])
+  t.equal(result.status, 1)
+  t.match(result.stderr, /^server\.shutdownGrace: must be at most 24 days/m)
+  t.match(result.stderr, /^upstreams\.a\.timeout: must be at most 24 days/m)
+  t.equal(tollgate(['validate', '-c', manifestFile(`
+version: 1
+server: { shutdownGrace: 24d }
+upstreams: { a: { targets: [http://127.0.0.1:3001] } }
+routes: [{ prefix: /a, upstream: a, auth: false }]
+`)]).status, 0, '24 days is still a timer')
+})
+
+t.test('routes exits 1 on every manifest validate refuses, a plugin\'s own checks included', async (t) => {
+  const weakSecret = manifestFile(`
+version: 1
+auth: { jwt: { secret: short } }
+upstreams: { a: { targets: [http://127.0.0.1:3001] } }
+routes: [{ prefix: /a, upstream: a }]
+`)
+  const validate = tollgate(['validate', '-c', weakSecret])
+  const routes = tollgate(['routes', '-c', weakSecret])
+  t.equal(validate.status, 1)
+  t.equal(routes.status, 1)
+  t.equal(routes.stderr, validate.stderr, 'with the same problems')
+  t.equal(routes.stdout, '', 'and no table')
+})
+
 t.test('TOLLGATE_CONFIG is used when no flag is given', async (t) => {
   t.equal(tollgate(['validate'], { TOLLGATE_CONFIG: EXAMPLE }).status, 0)
   const missing = tollgate(['validate'])

@@ -5,6 +5,7 @@ import { manifestSchema } from './schema.js'
 import type { Manifest } from './types.js'
 import { microserviceProblems, transportOf } from '../microservices.js'
 import { contractProblems } from './contracts.js'
+import { parseDuration } from '@tollgate/common'
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
 const validateShape = ajv.compile(manifestSchema)
@@ -136,13 +137,44 @@ export function isInlinePem (value: string): boolean {
   return value.trimStart().startsWith('-----BEGIN')
 }
 
+/** Where the gateway serves its own endpoints when the manifest does not say (as in gateway.ts). */
+const ENDPOINT_DEFAULTS = { docs: '/docs', metrics: '/metrics', health: '/healthz' } as const
+
 function overlaps (path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`) || prefix.startsWith(`${path}/`)
 }
 
+/** The longest delay Node.js can set a timer for: a longer one fires after 1 ms. */
+const LONGEST_TIMER_MS = 2 ** 31 - 1
+
+/** Durations that become timers: past LONGEST_TIMER_MS, a 30-day shutdown grace would cut requests at once. */
+function timerProblems (manifest: Manifest): string[] {
+  const problems: string[] = []
+  const check = (value: unknown, at: string): void => {
+    if (value === undefined) return
+    let ms: number
+    try {
+      ms = parseDuration(value, at)
+    } catch {
+      return // the schema reports the form
+    }
+    if (ms > LONGEST_TIMER_MS) problems.push(`${at}: must be at most 24 days (${LONGEST_TIMER_MS} ms), the longest timer Node.js can set`)
+  }
+  const server = manifest.server ?? {}
+  for (const key of ['shutdownGrace', 'requestTimeout', 'headersTimeout', 'keepAliveTimeout'] as const) check(server[key], `server.${key}`)
+  for (const [name, upstream] of Object.entries(manifest.upstreams)) {
+    const fields = upstream as unknown as Record<string, unknown> & { healthCheck?: Record<string, unknown>, circuitBreaker?: Record<string, unknown> }
+    for (const key of ['timeout', 'connectTimeout', 'bodyTimeout', 'keepAliveTimeout']) check(fields[key], `upstreams.${name}.${key}`)
+    check(fields.healthCheck?.interval, `upstreams.${name}.healthCheck.interval`)
+    check(fields.healthCheck?.timeout, `upstreams.${name}.healthCheck.timeout`)
+    check(fields.circuitBreaker?.resetAfter, `upstreams.${name}.circuitBreaker.resetAfter`)
+  }
+  return problems
+}
+
 /** Cross-field rules the schema cannot say: references, key sources, files, collisions. */
 function meaningProblems (manifest: Manifest, baseDir: string): string[] {
-  const problems: string[] = []
+  const problems: string[] = timerProblems(manifest)
   const upstreamNames = Object.keys(manifest.upstreams)
 
   for (const [name, upstream] of Object.entries(manifest.upstreams)) {
@@ -206,12 +238,22 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
     readable(server.tls.cert, baseDir, 'server.tls.cert', problems)
     readable(server.tls.key, baseDir, 'server.tls.key', problems)
   }
+  const endpoints: Array<{ at: string, path: string }> = []
   for (const key of ['docs', 'metrics', 'health'] as const) {
-    const path = server?.[key]
+    const path = server?.[key] ?? ENDPOINT_DEFAULTS[key]
     if (typeof path !== 'string') continue
+    endpoints.push({ at: `server.${key}`, path })
     manifest.routes.forEach((route, i) => {
       if (overlaps(path, route.prefix)) problems.push(`server.${key}: ${JSON.stringify(path)} collides with routes[${i}].prefix ${JSON.stringify(route.prefix)}`)
     })
+  }
+  // The gateway's own endpoints must not overlap each other either (the docs own their subpaths).
+  endpoints.push({ at: 'the readiness endpoint', path: '/readyz' })
+  for (let i = 0; i < endpoints.length; i++) {
+    for (let j = i + 1; j < endpoints.length; j++) {
+      const [a, b] = [endpoints[i]!, endpoints[j]!]
+      if (overlaps(a.path, b.path)) problems.push(`${a.at}: ${JSON.stringify(a.path)} collides with ${b.at}${b.at.startsWith('server.') ? ` ${JSON.stringify(b.path)}` : ''}`)
+    }
   }
   return problems
 }
