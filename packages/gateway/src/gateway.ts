@@ -18,7 +18,7 @@ import { isInlinePem, manifestProblems } from './manifest/validate.js'
 import { openApiDocument } from './openapi.js'
 import { httpUpstreams, isHttpRoute, registerMicroservices } from './microservices.js'
 import { contractOptions, protectedHeaderNames } from './manifest/contracts.js'
-import { compileTrust, FORWARDING_HEADERS, OVERRIDE_HEADERS } from './trust.js'
+import { compileTrust, isForwardingHeader, OVERRIDE_HEADERS } from './trust.js'
 import { helmetDefaults, setHeaders } from './security-headers.js'
 import { StdoutLog } from './log-stream.js'
 import { VERSION } from './version.js'
@@ -44,7 +44,6 @@ const LogController = (fastifyModule as { LogController?: new (options: { disabl
 
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
-const FORWARDING_SET: ReadonlySet<string> = new Set(FORWARDING_HEADERS)
 
 export interface GatewayOptions {
   /** Where log lines go (default stdout). Tests pass a stream to read them. */
@@ -224,7 +223,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     for (const name in headers) {
       // `x_forwarded_for` and `x.original.url` are the same header to CGI-style upstreams.
       const alias = name.includes('_') || name.includes('.') ? headerAlias(name) : name
-      if (OVERRIDE_SET.has(alias) || (FORWARDING_SET.has(alias) && (!trusted || alias !== name))) delete headers[name]
+      if (OVERRIDE_SET.has(alias) || (isForwardingHeader(alias) && (!trusted || alias !== name))) delete headers[name]
     }
     if (request.method === 'TRACE') {
       reply.header('allow', ALLOWED_METHODS)

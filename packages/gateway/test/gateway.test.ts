@@ -46,7 +46,13 @@ t.test('the upstream receives forwarding headers, a request id and a trace conte
       forwarded: 'for=6.6.6.6',
       'x-forwarded-host': 'evil.example',
       'x-original-url': '/admin',
-      'x-http-method-override': 'DELETE'
+      'x-http-method-override': 'DELETE',
+      'x-forwarded-ssl': 'on',
+      'x-forwarded-scheme': 'https',
+      'x-forwarded-server': 'evil.example',
+      'x-client-ip': '6.6.6.6',
+      'x-original-host': 'evil.example',
+      'x-host': 'evil.example'
     }
   })
   await response.body.dump()
@@ -57,7 +63,7 @@ t.test('the upstream receives forwarding headers, a request id and a trace conte
   t.equal(seen['x-forwarded-proto'], 'http')
   t.match(seen['x-forwarded-host'], /^127\.0\.0\.1:\d+$/)
   t.match(seen.traceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`))
-  for (const name of ['x-real-ip', 'forwarded', 'x-original-url', 'x-http-method-override']) {
+  for (const name of ['x-real-ip', 'forwarded', 'x-original-url', 'x-http-method-override', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-server', 'x-client-ip', 'x-original-host', 'x-host']) {
     t.equal(seen[name], undefined, `${name} removed`)
   }
 })

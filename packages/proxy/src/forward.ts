@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { util as undiciUtil, type Dispatcher } from 'undici'
-import { HOP_BY_HOP_HEADERS, connectionTokens, nextTraceparent, type TollgateEvents } from '@tollgate/common'
+import { HOP_BY_HOP_HEADERS, connectionTokens, nextTraceparent, parseTraceparent, type TollgateEvents } from '@tollgate/common'
 import { BadGatewayError, BadPathError, BodyTooLargeError, GatewayTimeoutError, UpstreamUnavailableError } from './errors.js'
 import type { Target, Upstream } from './upstream.js'
 import { applyRequestRules, applyResponseRules, type HeaderRules } from './header-rules.js'
@@ -161,6 +161,8 @@ export function upstreamHeaders (request: FastifyRequest): Record<string, string
   headers['x-forwarded-host'] = request.host
   headers['x-request-id'] = request.id
   headers.traceparent = nextTraceparent(incoming.traceparent)
+  // A new trace (the client's traceparent missing or invalid) has no vendor state yet (W3C).
+  if (headers.tracestate !== undefined && parseTraceparent(incoming.traceparent) === null) delete headers.tracestate
   return headers
 }
 

@@ -77,9 +77,13 @@ t.test('the upstream gets forwarding headers, the request id and a traceparent, 
 t.test('an invalid traceparent is replaced by a new trace', async (t) => {
   const posts = await upstream(t)
   const app = await gateway(t, { upstreams: { posts: { targets: [posts.url] } }, routes: [{ prefix: '/api', upstream: 'posts' }] })
-  await app.inject({ url: '/api/x', headers: { traceparent: 'garbage' } })
-  await app.inject({ url: '/api/x' })
+  await app.inject({ url: '/api/x', headers: { traceparent: 'garbage', tracestate: 'vendor=stale' } })
+  await app.inject({ url: '/api/x', headers: { tracestate: 'vendor=orphan' } })
+  await app.inject({ url: '/api/x', headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'vendor=kept' } })
   for (const seen of posts.seen) t.match(seen.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/)
+  t.equal(posts.seen[0]!.headers.tracestate, undefined, 'a new trace starts without the old vendor state (W3C)')
+  t.equal(posts.seen[1]!.headers.tracestate, undefined, 'nor one sent without a traceparent')
+  t.equal(posts.seen[2]!.headers.tracestate, 'vendor=kept', 'a continued trace keeps it')
 })
 
 t.test('hop-by-hop and Connection-named headers of the upstream response are dropped', async (t) => {
