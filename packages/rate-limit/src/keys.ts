@@ -46,7 +46,7 @@ function headerValue (request: FastifyRequest, name: string): string | undefined
 
 /**
  * Who the request counts for, within its route: `i:<ip>`, `u:<digest of the user id>`,
- * `k:<digest of the API key>` or `h:<header>:<digest of its value>`; the IP when the chosen
+ * `k:<digest of the verified key's id, or without @tollgate/auth of the API key>` or `h:<header>:<digest of its value>`; the IP when the chosen
  * value is missing (an anonymous request, no key, no header).
  */
 export function clientKey (request: FastifyRequest, rule: ResolvedRule, ipv6Subnet: number): string {
@@ -60,6 +60,14 @@ export function clientKey (request: FastifyRequest, rule: ResolvedRule, ipv6Subn
       break
     }
     case 'apiKey': {
+      const identity = request.tollgateIdentity
+      // With @tollgate/auth (which sets `tollgateIdentity`, null until verified) only a
+      // verified key counts: a header as sent would let a client rotate junk keys for a
+      // fresh bucket each. Without it, the app's own auth vouches for the header.
+      if (identity !== undefined) {
+        if (identity !== null && identity.method === 'apiKey') return `k:${digest(identity.id)}`
+        break
+      }
       const value = headerValue(request, rule.header!)
       if (value !== undefined) return `k:${digest(value)}`
       break
