@@ -7,7 +7,7 @@ import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
-import tollgateProxy from '@tollgate/proxy'
+import tollgateProxy, { PROXIED_METHODS } from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
 import tollgateMetrics, { genReqId, loggerOptions, redactUrl } from '@tollgate/metrics'
@@ -186,8 +186,21 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     request.log.debug({ err: error }, statusCode >= 500 ? 'request failed' : 'request refused')
     void reply.code(statusCode).send(errorBody(request, statusCode, known || statusCode < 500 ? error.message : 'Internal Server Error'))
   })
+  // The router knows Fastify's methods only: PROPFIND or PURGE on a route's path reaches the
+  // not-found handler, and is that route's 405 (with its Allow), not a 404.
+  const httpRoutes = manifest.routes
+    .filter((route) => isHttpRoute(manifest, route))
+    .map((route) => ({ prefix: route.prefix, allow: allowOf(route.methods) }))
+    .sort((a, b) => b.prefix.length - a.prefix.length)
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? ''
+    if (!PROXIED_METHODS.includes(request.method)) {
+      const route = httpRoutes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))
+      if (route !== undefined) {
+        void reply.code(405).header('allow', route.allow).send(errorBody(request, 405, `${request.method} is not allowed on ${route.prefix}`))
+        return
+      }
+    }
     void reply.code(404).send(errorBody(request, 404, `no route matches ${request.method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`))
   })
 
@@ -347,6 +360,14 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
 
   await app.ready()
   return app
+}
+
+/** The `Allow` of a route: its methods (GET bringing HEAD), else every method the proxy answers. */
+function allowOf (methods: readonly string[] | undefined): string {
+  if (methods === undefined) return PROXIED_METHODS.join(', ')
+  const listed = new Set(methods.map((method) => method.toUpperCase()))
+  if (listed.has('GET')) listed.add('HEAD')
+  return PROXIED_METHODS.filter((method) => listed.has(method)).join(', ')
 }
 
 /** A plain-HTTP listener that answers 308 to the same path on the HTTPS port. */

@@ -94,6 +94,19 @@ t.test('gateway errors are JSON of Fastify\'s shape, with the contract\'s header
   t.match(wrongMethod.headers.allow, /GET/)
   t.match(await wrongMethod.body.json(), { statusCode: 405, error: 'Method Not Allowed' })
 
+  // Methods the router does not know (WebDAV's, PURGE) are the route's 405 too, not a 404.
+  const propfind = await request(`${base}/api/echo/x`, { method: 'PROPFIND' })
+  t.equal(propfind.statusCode, 405, 'PROPFIND on a route listing GET and POST')
+  t.equal(propfind.headers.allow, 'GET, HEAD, POST')
+  t.match(await propfind.body.json(), { statusCode: 405, error: 'Method Not Allowed' })
+  const purge = await request(`${base}/api/open`, { method: 'PURGE' })
+  t.equal(purge.statusCode, 405, 'PURGE on a route without a methods list')
+  t.match(purge.headers.allow, /^GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS/)
+  await purge.body.dump()
+  const elsewhere = await request(`${base}/nowhere`, { method: 'PROPFIND' })
+  t.equal(elsewhere.statusCode, 404, 'and off every route, still 404')
+  await elsewhere.body.dump()
+
   for (const path of ['/api/open/x', '/nowhere', '/healthz']) {
     const trace = await request(`${base}${path}`, { method: 'TRACE' })
     t.equal(trace.statusCode, 405, `TRACE ${path}`)
