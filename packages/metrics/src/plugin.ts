@@ -38,11 +38,14 @@ interface Series {
 
 const kRouteState = Symbol('tollgate.metrics.route')
 const kError = Symbol('tollgate.metrics.error')
-const kAborted = Symbol('tollgate.metrics.aborted')
+const kReply = Symbol('tollgate.metrics.reply')
+const kLogged = Symbol('tollgate.metrics.logged')
 const MESSAGE = 'request completed'
+/** The status logged and counted for a request whose client went away before its answer (nginx's). */
+const CLIENT_CLOSED = 499
 
 type ConfigWithState = Record<PropertyKey, unknown> & { [kRouteState]?: RouteState }
-type RequestWithError = FastifyRequest & { [kError]?: Error, [kAborted]?: true }
+type RequestWithError = FastifyRequest & { [kError]?: Error, [kReply]?: FastifyReply | null, [kLogged]?: true }
 
 function validateRouteConfig (routeOptions: RouteOptions): boolean {
   const value = (routeOptions.config as { metrics?: unknown } | undefined)?.metrics
@@ -120,9 +123,23 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
   }
 
   const requestIdHeader = options.requestIdHeader
-  if (requestIdHeader !== false) {
+  const requestLogs = options.requestLogs
+  if (requestLogs) fastify.decorateRequest(kReply, null)
+  // One hook for both jobs: a hook stage costs more than the two statements.
+  if (requestIdHeader !== false && requestLogs) {
+    fastify.addHook('onRequest', (request, reply, done) => {
+      reply.header(requestIdHeader, request.id);
+      (request as RequestWithError)[kReply] = reply
+      done()
+    })
+  } else if (requestIdHeader !== false) {
     fastify.addHook('onRequest', (request, reply, done) => {
       reply.header(requestIdHeader, request.id)
+      done()
+    })
+  } else if (requestLogs) {
+    fastify.addHook('onRequest', (request, reply, done) => {
+      (request as RequestWithError)[kReply] = reply
       done()
     })
   }
@@ -135,27 +152,44 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
       (request as RequestWithError)[kError] = error
       done()
     })
+    // A request whose client goes away before the answer never finishes its response, so
+    // onResponse never runs for it: its one line (status 499, `aborted: true`) and its count
+    // are made here, with the reply the onRequest hook above kept (a declared slot: one store).
     fastify.addHook('onRequestAbort', (request, done) => {
-      (request as RequestWithError)[kAborted] = true
+      const reply = (request as RequestWithError)[kReply]
+      if (reply !== null && reply !== undefined && !reply.raw.writableFinished) {
+        (request as RequestWithError)[kLogged] = true
+        const state = stateOf(request)
+        const milliseconds = reply.elapsedTime
+        count(state, request.method, CLIENT_CLOSED, milliseconds)
+        logRequest(request, state, CLIENT_CLOSED, milliseconds, true)
+      }
       done()
     })
   }
 
-  const requestLogs = options.requestLogs
+  function count (state: RouteState, method: string, status: number, milliseconds: number): void {
+    if (!state.counted) return
+    const series = seriesOf(state, method, status)
+    series.requests.inc()
+    series.duration.observe(milliseconds / 1000)
+  }
+
   fastify.addHook('onResponse', (request, reply, done) => {
+    // Already logged and counted as aborted (a response that still finished later).
+    if ((request as RequestWithError)[kLogged] === true) {
+      done()
+      return
+    }
     const state = stateOf(request)
     const status = reply.statusCode
     const milliseconds = reply.elapsedTime
-    if (state.counted) {
-      const series = seriesOf(state, request.method, status)
-      series.requests.inc()
-      series.duration.observe(milliseconds / 1000)
-    }
-    if (requestLogs) logRequest(request, reply, state, status, milliseconds)
+    count(state, request.method, status, milliseconds)
+    if (requestLogs) logRequest(request, state, status, milliseconds, false)
     done()
   })
 
-  function logRequest (request: FastifyRequest, reply: FastifyReply, state: RouteState, status: number, milliseconds: number): void {
+  function logRequest (request: FastifyRequest, state: RouteState, status: number, milliseconds: number, aborted: boolean): void {
     const logger = request.log
     const level = state.counted ? 'info' : 'debug'
     if (!(logger as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.(level)) return
@@ -163,6 +197,7 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
       route: state.label,
       method: request.method,
       url: redactUrl(request.url),
+      ip: request.ip,
       statusCode: status,
       responseTime: milliseconds
     }
@@ -175,7 +210,7 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     }
     const error = (request as RequestWithError)[kError]
     if (error !== undefined) line.err = error
-    if ((request as RequestWithError)[kAborted] === true) line.aborted = true
+    if (aborted) line.aborted = true
     logger[level](line, MESSAGE)
   }
 

@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import Fastify, { LogController } from 'fastify'
 import { build, type LogCapture } from './helpers/app.js'
 import tollgateMetrics, { genReqId, loggerOptions } from '../src/index.js'
@@ -28,6 +30,7 @@ t.test('one info line per completed request with id, route, method, status, targ
     route: '/api/posts',
     method: 'GET',
     url: '/api/posts/42?page=2',
+    ip: '127.0.0.1',
     statusCode: 200,
     target: 'http://127.0.0.1:3002',
     traceId: TRACE_ID,
@@ -211,4 +214,31 @@ t.test('the legacy disableRequestLogging option is honoured too', async (t) => {
   t.equal(logs.lines.length, 1, 'only the plugin\'s line, and no warning')
   t.match(logs.lines[0], { msg: 'request completed', statusCode: 404 })
   t.ok(LogController)
+})
+
+t.test('a request whose client goes away first logs one line (499, aborted) and counts as a 499', async (t) => {
+  const { app, logs } = build(t)
+  let release = (): void => {}
+  const gate = new Promise<void>((resolve) => { release = resolve })
+  app.get('/slow', async () => { await gate; return 'late' })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+      setTimeout(() => { socket.destroy(); resolve() }, 100)
+    })
+    socket.on('error', reject)
+  })
+  for (let i = 0; i < 100 && logs.requestLines().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  release() // the handler answers after all: no second line, no second count
+  await new Promise((resolve) => setTimeout(resolve, 100))
+
+  const lines = logs.requestLines()
+  t.equal(lines.length, 1, 'one line')
+  t.match(lines[0], { level: 30, route: '/slow', method: 'GET', statusCode: 499, aborted: true })
+  t.type(lines[0]!.responseTime, 'number')
+  const scrape = await app.tollgateMetrics.scrape()
+  t.match(scrape, /tollgate_requests_total\{route="\/slow",method="GET",status="499"\} 1/)
+  t.notMatch(scrape, /tollgate_requests_total\{route="\/slow",method="GET",status="200"\}/)
 })
