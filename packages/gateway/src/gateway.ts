@@ -95,6 +95,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   // headersTimeout by that much).
   const shortest = requestTimeout > 0 ? Math.min(headersTimeout, requestTimeout) : headersTimeout
   const nodeServerOptions = {
+    // The request checks answer a missing Host themselves, as JSON with the request id.
+    requireHostHeader: false,
     maxHeaderSize: parseSize(server.maxHeaderSize ?? SERVER_DEFAULTS.maxHeaderSize, 'server.maxHeaderSize'),
     connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(shortest / 2)))
   }
@@ -225,10 +227,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       const name = rawHeaders[i]!
       if (name.length === 4 && name.toLowerCase() === 'host') hosts++
     }
-    if (hosts > 1) {
-      // RFC 9112 section 3.2: a request with more than one Host is answered 400.
+    if (hosts > 1 || (hosts === 0 && request.raw.httpVersion === '1.1')) {
+      // RFC 9112 section 3.2: an HTTP/1.1 request with no Host, or with more than one, is
+      // answered 400 (Node's own answer to a missing one is off: it had no body and no id).
       reply.header('connection', 'close')
-      void reply.code(400).send(errorBody(request, 400, 'more than one Host header'))
+      void reply.code(400).send(errorBody(request, 400, hosts > 1 ? 'more than one Host header' : 'no Host header'))
       return
     }
     const headers = request.headers

@@ -158,7 +158,9 @@ export function upstreamHeaders (request: FastifyRequest): Record<string, string
   }
   headers['x-forwarded-for'] = forwardedFor(request, incoming['x-forwarded-for'])
   headers['x-forwarded-proto'] = request.protocol
-  headers['x-forwarded-host'] = request.host
+  const host = request.host
+  // An HTTP/1.0 request may come without a Host: then there is none to forward.
+  if (typeof host === 'string' && host.length > 0) headers['x-forwarded-host'] = host
   headers['x-request-id'] = request.id
   headers.traceparent = nextTraceparent(incoming.traceparent)
   // A new trace (the client's traceparent missing or invalid) has no vendor state yet (W3C).

@@ -9,6 +9,7 @@ const REFUSALS: Array<[string, string, number]> = [
   ['TRACE', 'TRACE /api/x HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 405],
   ['a path not in normal form', 'GET /api/../api/x HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 400],
   ['two Host headers', 'GET /api/x HTTP/1.1\r\nHost: gateway.test\r\nHost: other.test\r\nConnection: close\r\n\r\n', 400],
+  ['an HTTP/1.1 request without Host', 'GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
   ['more header fields than maxHeaders', `GET /api/x HTTP/1.1\r\nHost: gateway.test\r\n${Array.from({ length: 100 }, (_, i) => `X-F${i}: v\r\n`).join('')}Connection: close\r\n\r\n`, 431],
   ['a URL the router cannot decode', 'GET /api/%zz HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 400],
   ['no route', 'GET /nowhere HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 404]
@@ -41,4 +42,14 @@ t.test('with securityHeaders: false no refusal carries them, and each still has 
     t.equal(answer?.headers['content-security-policy'], undefined, `${name}: no CSP`)
     t.match(answer?.headers['x-request-id'], /^[A-Za-z0-9._:-]{1,128}$/, `${name}: a request id`)
   }
+})
+
+t.test('an HTTP/1.0 request may come without Host: it is proxied, with no empty X-Forwarded-Host', async (t) => {
+  const upstream = await recordingUpstream()
+  t.teardown(upstream.close)
+  const { port } = await startGateway(t, publicManifest(upstream))
+  const [answer] = (await exchange(port, 'GET /api/x HTTP/1.0\r\n\r\n')).responses
+  t.equal(answer?.status, 200)
+  t.equal(upstream.started.length, 1)
+  t.equal(upstream.started[0]!.headers['x-forwarded-host'], undefined)
 })
