@@ -2,7 +2,7 @@ export { parseDuration, parseSize, type Duration, type Size } from './units.js'
 export { headerAlias, connectionTokens, removeAliasedHeaders, HeaderAliases, HOP_BY_HOP_HEADERS } from './headers.js'
 export { isSaneRequestId, requestIdFor } from './request-id.js'
 export { parseTraceparent, nextTraceparent, newSpanId, newTraceId, type TraceParent } from './trace-context.js'
-export { pathProblem } from './path.js'
+export { decodeUnreserved, pathProblem } from './path.js'
 export { LruCache } from './lru.js'
 export {
   tollgateRuntime,

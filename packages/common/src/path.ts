@@ -55,3 +55,32 @@ export function pathProblem (url: string): string | null {
   if (dotSegment) return 'path must not contain dot segments'
   return null
 }
+
+// Percent-encoded unreserved characters (RFC 3986 2.3: letters, digits, `-`, `.`, `_`, `~`).
+const ENCODED_UNRESERVED = /%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2[de]|5f|7e)/gi
+const MALFORMED_ENCODING = /%(?![0-9a-f]{2})/i
+
+function decodeOne (encoded: string): string {
+  return String.fromCharCode(Number.parseInt(encoded.slice(1), 16))
+}
+
+/**
+ * The URL with percent-encoded unreserved characters in its path decoded (`/%7Euser` is
+ * `/~user`, `%41` is `A`), which RFC 3986 6.2.2.2 says changes nothing, as Kong and Envoy
+ * normalise them; the query is left as sent. Anything else encoded stays encoded. Run it
+ * before routing and before {@link pathProblem}: a `%2e%2e` decoded here is then refused
+ * as the dot segment it is.
+ */
+export function decodeUnreserved (url: string): string {
+  const percentAt = url.indexOf('%')
+  if (percentAt === -1) return url
+  const queryAt = url.indexOf('?')
+  if (queryAt !== -1 && queryAt < percentAt) return url
+  const end = queryAt === -1 ? url.length : queryAt
+  const path = url.slice(0, end)
+  // A malformed encoding anywhere is left for the router to refuse: decoding around it could
+  // make a new, valid one (`%2%61` would become `%2a`).
+  if (MALFORMED_ENCODING.test(path)) return url
+  const decoded = path.replace(ENCODED_UNRESERVED, decodeOne)
+  return decoded === path ? url : decoded + url.slice(end)
+}

@@ -6,7 +6,7 @@ import { type FastifyError, type FastifyInstance, type FastifyReply, type Fastif
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
+import { decodeUnreserved, headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
 import tollgateProxy, { PROXIED_METHODS } from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
@@ -124,6 +124,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     keepAliveTimeout: parseDuration(server.keepAliveTimeout ?? SERVER_DEFAULTS.keepAliveTimeout, 'server.keepAliveTimeout'),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // Before routing: `/api/%70osts` is `/api/posts` (RFC 3986), matched and sent as such.
+    rewriteUrl: (request) => decodeUnreserved(request.url ?? '/'),
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 500 },
     frameworkErrors (error, request, reply) {
       // The router refuses a malformed URL before any hook runs, so this answer gets here

@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { createGateway, type Manifest } from '../src/index.js'
-import { startGateway } from './helpers/hostile.js'
+import { exchange, startGateway } from './helpers/hostile.js'
 import { closedPort, echoUpstream, type EchoUpstream } from './helpers/upstream.js'
 
 function publicManifest (upstream: EchoUpstream, extra: Partial<Manifest> = {}): Manifest {
@@ -30,6 +30,19 @@ t.test('proxies by prefix, rewriting it and keeping the query string byte for by
   t.equal(body.url, '/inner/a/b?x=1&y=%2F&z=%20')
   const bare = await request(`${base}/api/open?q`)
   t.equal(((await bare.body.json()) as { url: string }).url, '/?q', 'rewritePrefix defaults to "": the prefix is removed')
+})
+
+t.test('encoded unreserved characters are decoded before routing, and forwarded decoded', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base, port } = await startGateway(t, publicManifest(upstream))
+  const response = await request(`${base}/api/%65cho/%7Euser/%41?q=%7E`)
+  t.equal(response.statusCode, 200, '/api/%65cho is /api/echo')
+  t.equal(((await response.body.json()) as { url: string }).url, '/inner/~user/A?q=%7E', 'the query as sent')
+  // Raw, as undici would resolve the dots itself before sending.
+  const [dots] = (await exchange(port, 'GET /api/echo/%2e%2e/x HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n')).responses
+  t.equal(dots?.status, 400, 'an encoded dot segment is still refused')
+  t.equal(upstream.seen.length, 1)
 })
 
 t.test('the upstream receives forwarding headers, a request id and a trace context', async (t) => {

@@ -13,7 +13,8 @@ import { exchange, recordingUpstream, startGateway, type RecordingUpstream, type
  *   - a raw non-ASCII byte in the target (Node's parser)          -> 400, nothing forwarded
  *   - a malformed percent-encoding in the path (Fastify's router) -> 400, nothing forwarded
  *   - TRACE                                                      -> 405, nothing forwarded
- *   - the path (before "?") is not in normal form (pathProblem)  -> 400, nothing forwarded
+ *   - encoded unreserved characters (%41, %7e) are decoded first; then
+ *     the path (before "?") is not in normal form (pathProblem)  -> 400, nothing forwarded
  *   - no route prefix matches (exactly, or followed by "/")      -> 404, nothing forwarded
  *   - a method the routes do not proxy                           -> 404/405, nothing forwarded
  *   - a protected route without a (valid) credential             -> 401; without the role -> 403
@@ -95,14 +96,27 @@ function expected (value: Input, target: string): Expected {
   if (value.method === 'TRACE') return { status: [405], route: null }
   // Fastify's router refuses a malformed percent-encoding before any hook runs.
   if (/%(?![0-9a-f]{2})/i.test(seen.split('?')[0]!)) return { status: [400], route: null }
-  if (pathProblem(seen) !== null) return { status: [400], route: null }
-  const path = seen.split('?')[0]!
+  // Encoded unreserved characters are decoded before routing (RFC 3986 6.2.2.2).
+  const normal = normalised(seen)
+  if (pathProblem(normal) !== null) return { status: [400], route: null }
+  const path = normal.split('?')[0]!
   const route = ROUTES.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`)) ?? null
   if (!PROXIED.has(value.method)) return { status: [404, 405], route: null }
   if (route === null) return { status: [404], route: null }
   if (route.auth !== 'public' && value.credential !== 'valid') return { status: [401], route: null }
   if (route.auth === 'admin') return { status: [403], route: null }
   return { status: [200], route }
+}
+
+/** The target with percent-encoded unreserved characters of its path decoded, written independently of the gateway's. */
+function normalised (target: string): string {
+  const queryAt = target.indexOf('?')
+  const path = queryAt === -1 ? target : target.slice(0, queryAt)
+  const decoded = path.replace(/%([0-9a-f]{2})/gi, (encoded, hex: string) => {
+    const character = String.fromCharCode(Number.parseInt(hex, 16))
+    return /^[A-Za-z0-9\-._~]$/.test(character) ? character : encoded
+  })
+  return queryAt === -1 ? decoded : decoded + target.slice(queryAt)
 }
 
 /** An independent check that a forwarded path is in normal form. */
@@ -175,7 +189,7 @@ t.test('every generated request gets the route, forwarded path and auth decision
     if (after[Object.keys(upstreams).indexOf(want.route.upstream)]! - before[Object.keys(upstreams).indexOf(want.route.upstream)]! !== 1) {
       throw new Error(`${context}: more than one upstream request`)
     }
-    const rest = target.slice(want.route.prefix.length)
+    const rest = normalised(target).slice(want.route.prefix.length)
     let url = want.route.rewritePrefix + rest
     if (!url.startsWith('/')) url = `/${url}`
     if (seen.url !== url) throw new Error(`${context}: upstream got ${JSON.stringify(seen.url)}, model says ${JSON.stringify(url)}`)
