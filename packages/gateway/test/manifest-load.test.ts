@@ -61,6 +61,50 @@ routes:
   t.same(problemsOf(() => parseManifestText(text, 'm.yaml', { env: {} })), ['auth.jwt.secret: environment variable JWT_SECRET is not set'])
 })
 
+t.test('a missing variable does not hide the manifest\'s other problems, nor add its own echoes', async (t) => {
+  const text = `
+version: 1
+auth:
+  jwt:
+    secret: \${JWT_SECRET}
+    issuer: \${ISSUER}
+upstreams:
+  posts: { targets: [http://127.0.0.1:3002] }
+routes:
+  - { prefix: /api/posts, upstream: post }
+`
+  t.same(problemsOf(() => parseManifestText(text, 'm.yaml', { env: {} })), [
+    'auth.jwt.secret: environment variable JWT_SECRET is not set',
+    'auth.jwt.issuer: environment variable ISSUER is not set',
+    'routes[0].upstream: unknown upstream "post" (known: posts)'
+  ], 'not "auth.jwt.secret: must be at least 32 bytes" as well')
+})
+
+t.test('a variable of digits or true/false stays a string where the manifest wants one', async (t) => {
+  const text = `
+version: 1
+server:
+  port: \${PORT}
+  securityHeaders: \${HEADERS}
+auth:
+  jwt:
+    secret: "\${JWT_SECRET}"
+    issuer: \${ISSUER}
+    audience: \${AUDIENCE}
+upstreams:
+  posts: { targets: [http://127.0.0.1:3002] }
+routes:
+  - { prefix: /api/posts, upstream: posts }
+`
+  const secret = '1234567890123456789012345678901234567890'
+  const manifest = parseManifestText(text, 'm.yaml', { env: { PORT: '9090', HEADERS: 'false', JWT_SECRET: secret, ISSUER: '2024', AUDIENCE: 'true' } })
+  t.equal(manifest.server?.port, 9090, 'a number where one is wanted')
+  t.equal(manifest.server?.securityHeaders, false, 'a boolean where one is wanted')
+  t.equal(manifest.auth?.jwt?.secret, secret, 'digits where a string is wanted')
+  t.equal(manifest.auth?.jwt?.issuer, '2024')
+  t.equal(manifest.auth?.jwt?.audience, 'true')
+})
+
 t.test('unknown keys are named by path', async (t) => {
   const text = minimal().replace('    auth: false', '    auth: false\n    foo: 1') + 'server:\n  bodylimit: 1mb\n'
   t.same(problemsOf(() => parseManifestText(text, 'm.yaml', { env: {} })).sort(), ['routes[0].foo: unknown key', 'server.bodylimit: unknown key'])

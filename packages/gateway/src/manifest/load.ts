@@ -14,42 +14,69 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv
 }
 
+/** What substituting the environment into a tree found, by formatted path. */
+interface Substitution {
+  problems: string[]
+  /** Paths holding a missing variable: other problems there only repeat that one. */
+  missing: Set<string>
+  /** Paths whose whole-reference value was turned into a number or boolean. */
+  converted: Set<string>
+}
+
 /**
  * Replaces `${NAME}` and `${NAME:-fallback}` in every string of the tree, in place.
  * A value that is one whole reference and expands to a number or boolean becomes
- * one (`port: ${PORT:-8080}`). Missing variables and prototype keys are problems.
+ * one (`port: ${PORT:-8080}`), except at the paths of `keepStrings` (where the manifest
+ * wants a string: a secret of digits). Missing variables and prototype keys are problems.
  */
-function substitute (node: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, problems: string[]): unknown {
+function substitute (node: unknown, env: NodeJS.ProcessEnv, path: Array<string | number>, found: Substitution, keepStrings: ReadonlySet<string>): unknown {
   if (typeof node === 'string') {
     let missing = false
-    const expanded = node.replace(REFERENCE, (_match, name: string, fallback: string | undefined) => {
+    const expanded = node.replace(REFERENCE, (_match: string, name: string, fallback: string | undefined) => {
       const value = env[name]
       if (value !== undefined && value !== '') return value
       if (fallback !== undefined) return fallback
-      problems.push(`${formatPath(path)}: environment variable ${name} is not set`)
+      found.problems.push(`${formatPath(path)}: environment variable ${name} is not set`)
+      found.missing.add(formatPath(path))
       missing = true
-      return ''
+      // Left as written: a non-empty placeholder keeps the rest of the manifest checkable
+      // (an empty string would fail the schema and hide every other problem).
+      return _match
     })
     if (missing || expanded === node || !WHOLE_REFERENCE.test(node)) return expanded
-    if (/^-?\d+$/.test(expanded)) return Number(expanded)
-    if (expanded === 'true' || expanded === 'false') return expanded === 'true'
+    const at = formatPath(path)
+    if (keepStrings.has(at)) return expanded
+    if (/^-?\d+$/.test(expanded)) {
+      found.converted.add(at)
+      return Number(expanded)
+    }
+    if (expanded === 'true' || expanded === 'false') {
+      found.converted.add(at)
+      return expanded === 'true'
+    }
     return expanded
   }
   if (Array.isArray(node)) {
-    return node.map((item, i) => substitute(item, env, [...path, i], problems))
+    return node.map((item, i) => substitute(item, env, [...path, i], found, keepStrings))
   }
   if (node !== null && typeof node === 'object') {
     const out: Record<string, unknown> = {}
     for (const key of Object.keys(node)) {
       if (FORBIDDEN_KEYS.has(key)) {
-        problems.push(`${formatPath([...path, key])}: forbidden key`)
+        found.problems.push(`${formatPath([...path, key])}: forbidden key`)
         continue
       }
-      out[key] = substitute((node as Record<string, unknown>)[key], env, [...path, key], problems)
+      out[key] = substitute((node as Record<string, unknown>)[key], env, [...path, key], found, keepStrings)
     }
     return out
   }
   return node
+}
+
+/** The path a `path: message` problem is about. */
+function problemPath (problem: string): string {
+  const at = problem.indexOf(': ')
+  return at === -1 ? '' : problem.slice(0, at)
 }
 
 /** Parses manifest text (YAML, of which JSON is a subset); syntax errors carry file, line and column. */
@@ -62,12 +89,24 @@ export function parseManifestText (text: string, file = '<manifest>', options: L
       return `${where}: ${error.message.split('\n')[0]}`
     }), file)
   }
-  const problems: string[] = []
-  const tree = substitute(document.toJS({ maxAliasCount: 100 }), options.env ?? process.env, [], problems)
-  if (problems.length > 0) throw new ManifestError(problems, file)
+  const raw: unknown = document.toJS({ maxAliasCount: 100 })
+  const env = options.env ?? process.env
   const baseDir = file === '<manifest>' ? process.cwd() : dirname(resolve(file))
-  const found = manifestProblems(tree, baseDir)
-  if (found.length > 0) throw new ManifestError(found, file)
+  let found: Substitution = { problems: [], missing: new Set(), converted: new Set() }
+  let tree = substitute(raw, env, [], found, new Set())
+  let problems = manifestProblems(tree, baseDir)
+  // A variable read as a number or boolean where the manifest wants a string (a secret or
+  // an issuer of digits, `true`): read it again as the string it was.
+  const wrongKind = new Set([...found.converted].filter((at) => problems.some((problem) => problemPath(problem) === at)))
+  if (wrongKind.size > 0) {
+    found = { problems: [], missing: new Set(), converted: new Set() }
+    tree = substitute(raw, env, [], found, wrongKind)
+    problems = manifestProblems(tree, baseDir)
+  }
+  // Every problem at once: a missing variable's own, then the others, less those that only
+  // repeat it (the empty value it left is too short, not a URL, ...).
+  const all = [...found.problems, ...problems.filter((problem) => !found.missing.has(problemPath(problem)))]
+  if (all.length > 0) throw new ManifestError(all, file)
   return Object.defineProperty(tree as LoadedManifest, 'baseDir', { value: baseDir, enumerable: false })
 }
 
