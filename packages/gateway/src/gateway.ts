@@ -56,6 +56,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** The manifest this gateway was built from. */
     tollgateManifest: Manifest
+    /**
+     * Resolves once the gateway's other listeners (the plain-HTTP redirect of `server.tls`)
+     * are up after `listen()`, which does not wait for them; rejects naming the one that
+     * could not listen. `tollgate start` awaits it, so that such a failure stops the gateway.
+     */
+    tollgateListeners: () => Promise<void>
   }
 }
 
@@ -361,7 +367,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   }))
 
   const redirectPort = server.tls?.redirectHttpPort
-  if (redirectPort !== undefined) addRedirectListener(app, server.host ?? SERVER_DEFAULTS.host, redirectPort)
+  const listeners = redirectPort === undefined ? Promise.resolve() : addRedirectListener(app, server.host ?? SERVER_DEFAULTS.host, redirectPort)
+  app.decorate('tollgateListeners', async () => { await listeners })
 
   await app.ready()
   return app
@@ -376,8 +383,13 @@ function allowOf (methods: readonly string[] | undefined): string {
 }
 
 /** A plain-HTTP listener that answers 308 to the same path on the HTTPS port. */
-function addRedirectListener (app: FastifyInstance, host: string, port: number): void {
+function addRedirectListener (app: FastifyInstance, host: string, port: number): Promise<void> {
   let redirect: Server | undefined
+  let settle: { resolve: () => void, reject: (error: Error) => void } | undefined
+  const started = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
+  started.catch(() => {}) // logged below; whoever awaits tollgateListeners() acts on it
+  // onListen, not onReady: createGateway() readies the app for `validate` too, which must not
+  // bind ports. Fastify only logs an onListen hook's error, hence the promise.
   app.addHook('onListen', async () => {
     const address = app.server.address()
     const httpsPort = typeof address === 'object' && address !== null ? address.port : 443
@@ -386,14 +398,24 @@ function addRedirectListener (app: FastifyInstance, host: string, port: number):
       const location = `https://${hostname}${httpsPort === 443 ? '' : `:${httpsPort}`}${request.url?.startsWith('/') === true ? request.url : '/'}`
       response.writeHead(308, { location, 'content-type': 'text/plain', connection: 'close' }).end(`Redirecting to ${location}\n`)
     })
-    await new Promise<void>((resolve, reject) => {
-      redirect!.once('error', reject).listen(port, host, () => { resolve() })
-    })
+    try {
+      await new Promise<void>((resolve, reject) => {
+        redirect!.once('error', reject).listen(port, host, () => { resolve() })
+      })
+    } catch (error) {
+      const failure = new Error(`server.tls.redirectHttpPort: cannot listen on ${host}:${port} (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error })
+      app.log.error({ err: failure }, 'the plain-HTTP redirect listener could not start')
+      redirect = undefined
+      settle!.reject(failure)
+      return
+    }
     app.log.info({ port: (redirect.address() as { port: number }).port }, 'redirecting plain HTTP to HTTPS')
+    settle!.resolve()
   })
   app.addHook('onClose', async () => {
     if (redirect === undefined) return
     redirect.closeAllConnections()
     await new Promise<void>((resolve) => redirect!.close(() => { resolve() }))
   })
+  return started
 }

@@ -169,13 +169,36 @@ routes:
   await waitFor(() => upstream.seen.length === 1) // the upstream has it and holds its answer back
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
   child.kill('SIGTERM')
+  await waitFor(() => stdout.includes('shutting down'))
+  child.kill('SIGTERM') // a supervisor repeating itself: the drain goes on
   const response = await inFlight
-  t.equal(response.statusCode, 200, 'the in-flight request finished')
+  t.equal(response.statusCode, 200, 'the in-flight request finished, a second SIGTERM notwithstanding')
   await response.body.json()
   t.equal(await exited, 0, 'exit code 0 after a graceful shutdown')
-  t.match(stdout, /shutting down/)
+  t.match(stdout, /already shutting down/)
   const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>)
   t.ok(lines.length > 0, 'stdout is pino JSON lines')
+})
+
+t.test('the bound address is logged even when logLevel is above info', async (t) => {
+  const file = manifestFile(`
+version: 1
+server: { host: 127.0.0.1, port: 0, logLevel: warn }
+upstreams:
+  a: { targets: [http://127.0.0.1:3001] }
+routes:
+  - { prefix: /a, upstream: a, auth: false }
+`)
+  const child = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH } })
+  t.teardown(() => { child.kill('SIGKILL') })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  await waitFor(() => /"msg":"listening"/.test(stdout), 20_000)
+  const line = JSON.parse(stdout.trim().split('\n').find((text) => text.includes('"listening"'))!) as { address: string }
+  t.match(line.address, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => { resolve(code) }))
+  child.kill('SIGTERM')
+  t.equal(await exited, 0)
 })
 
 t.test('server.workers runs several processes on one port and stops them all on SIGTERM', async (t) => {

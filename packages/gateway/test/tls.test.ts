@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import selfsigned from 'selfsigned'
 import { Agent, request } from 'undici'
-import { loadManifest } from '../src/index.js'
+import { createServer } from 'node:net'
+import { createGateway, loadManifest, serveUntilSignal } from '../src/index.js'
 import { startGateway } from './helpers/hostile.js'
 import { echoUpstream, waitFor } from './helpers/upstream.js'
 
@@ -50,4 +51,31 @@ routes:
   t.equal(redirect.status, 308)
   t.equal(redirect.location, `https://localhost:${httpsPort}/api/x?y=1`)
   t.equal(upstream.seen.length, 1, 'the plain-HTTP request reached no upstream')
+})
+
+t.test('a redirect listener that cannot listen stops the gateway instead of leaving it half started', async (t) => {
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { algorithm: 'sha256' })
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-tls-'))
+  writeFileSync(join(dir, 'gateway.crt'), pems.cert)
+  writeFileSync(join(dir, 'gateway.key'), pems.private)
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => { resolve() })))
+  const takenPort = (taken.address() as { port: number }).port
+  const file = join(dir, 'tollgate.yaml')
+  writeFileSync(file, `
+version: 1
+server:
+  host: 127.0.0.1
+  port: 0
+  tls: { cert: ./gateway.crt, key: ./gateway.key, redirectHttpPort: ${takenPort} }
+upstreams:
+  echo: { targets: ["http://127.0.0.1:9"] }
+routes:
+  - { prefix: /api, upstream: echo, auth: false }
+`)
+  const manifest = await loadManifest(file)
+  const app = await createGateway(manifest, { logLevel: 'silent' })
+  await t.rejects(serveUntilSignal(app, manifest), { message: `server.tls.redirectHttpPort: cannot listen on 127.0.0.1:${takenPort} (EADDRINUSE)` })
+  t.notOk(app.server.listening, 'the HTTPS listener is closed again')
 })
