@@ -177,11 +177,18 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     done(new RateLimitExceededError(retryAfter))
   }
 
-  function storeFailed (error: Error, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  function storeFailed (request: FastifyRequest, error: Error, reply: FastifyReply, rule: ResolvedRule, done: HookHandlerDoneFunction): void {
     events.emit('storeError', { store: 'redis' })
     failures.failure(error, 'to answer')
     if (onStoreError === 'allow') {
-      // No RateLimit-* headers: nothing is known about the client's quota right now.
+      // The contract wants the RateLimit-* headers on every admitted answer. Nothing could be
+      // counted, so none of the quota is spent as far as anyone knows: all of it remains,
+      // for a whole window.
+      const reset = Math.ceil(rule.windowMs / 1000)
+      reply.header('ratelimit-limit', rule.max)
+      reply.header('ratelimit-remaining', rule.max)
+      reply.header('ratelimit-reset', reset)
+      request.tollgateRateLimit = { limit: rule.max, remaining: rule.max, reset }
       done()
       return
     }
@@ -215,7 +222,7 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
       label ??= routeLabel(request)
       store.consume(algorithm, bucketKey(request, rule, prefix, ipv6Subnet, label), redisNow(), windowMs, max, (error, decision) => {
         if (error !== null) {
-          storeFailed(error, reply, done)
+          storeFailed(request, error, reply, rule, done)
           return
         }
         failures.success()

@@ -136,7 +136,11 @@ for (const policy of ['allow', 'deny'] as const) {
     for (let i = 0; i < 20; i++) responses.push(await app.inject('/x'))
     if (policy === 'allow') {
       t.same(responses.map((r) => r.statusCode), Array(20).fill(200), 'fail open: every request admitted')
-      t.notOk('ratelimit-limit' in responses[0]!.headers, 'no made-up quota headers')
+      // The contract: every admitted answer of a limited route carries the three headers.
+      // Nothing was counted, so the whole quota remains, for a whole window.
+      t.equal(responses[0]!.headers['ratelimit-limit'], '1')
+      t.equal(responses[0]!.headers['ratelimit-remaining'], '1')
+      t.equal(responses[0]!.headers['ratelimit-reset'], '60')
     } else {
       t.same(responses.map((r) => r.statusCode), Array(20).fill(503), 'fail closed: 503')
       t.equal(responses[0]!.headers['retry-after'], '5')
