@@ -19,10 +19,18 @@ export async function superviseWorkers (manifest: Manifest, log: (message: strin
   const fork = (): Worker => cluster.fork({ TOLLGATE_WORKER: '1' })
   for (let i = 0; i < count; i++) fork()
   log(`started ${count} workers`)
+  // Workers that got as far as listening: one that dies before (a port in use, a host that
+  // does not resolve) would only die again, so it stops the gateway at once.
+  const listened = new Set<number>()
+  cluster.on('listening', (worker) => { listened.add(worker.id) })
 
   return await new Promise<number>((resolve) => {
     cluster.on('exit', (worker, code, signal) => {
-      if (!stopping) {
+      if (!stopping && !listened.has(worker.id)) {
+        log(`worker ${worker.process.pid ?? '?'} exited (${signal ?? code}) before it could listen: stopping`)
+        failed = true
+        stop('SIGTERM')
+      } else if (!stopping) {
         // A worker that dies while serving is replaced, but a crash loop is not hidden:
         // more than 5 deaths in 10 s stops the gateway with exit 1.
         const now = Date.now()
@@ -46,8 +54,9 @@ export async function superviseWorkers (manifest: Manifest, log: (message: strin
       for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
       if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
     }
-    process.once('SIGTERM', () => { stop('SIGTERM') })
-    process.once('SIGINT', () => { stop('SIGINT') })
+    // `on`, not `once`: a second signal while the workers drain must not kill the primary.
+    process.on('SIGTERM', () => { stop('SIGTERM') })
+    process.on('SIGINT', () => { stop('SIGINT') })
   })
 }
 

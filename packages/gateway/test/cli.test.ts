@@ -201,6 +201,26 @@ routes:
   t.equal(await exited, 0)
 })
 
+t.test('server.workers with its port taken exits 1 at once, without restarting workers', async (t) => {
+  const { createServer } = await import('node:net')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => { resolve() })))
+  const port = (taken.address() as { port: number }).port
+  const result = tollgate(['start', '-c', manifestFile(`
+version: 1
+server: { host: 127.0.0.1, port: ${port}, workers: 2 }
+upstreams:
+  a: { targets: [http://127.0.0.1:3001] }
+routes:
+  - { prefix: /a, upstream: a, auth: false }
+`)])
+  t.equal(result.status, 1)
+  t.match(result.stderr, new RegExp(`server\\.port: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`))
+  t.match(result.stdout, /before it could listen: stopping/)
+  t.notMatch(result.stdout, /starting a new one/, 'no crash loop of restarts')
+})
+
 t.test('server.workers runs several processes on one port and stops them all on SIGTERM', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)
