@@ -64,13 +64,18 @@ async function main (argv: string[]): Promise<void> {
     return
   }
   const command = positionals[0]
-  if (values.help === true || command === undefined || command === 'help') {
+  if (values.help === true || command === 'help') {
     process.stdout.write(USAGE)
-    if (command === undefined && values.help !== true) process.exitCode = 1
     return
   }
-  if (!['start', 'validate', 'routes'].includes(command) || positionals.length > 1) {
-    fail([`tollgate: unknown command ${JSON.stringify(positionals.join(' '))}`, '', USAGE])
+  // No command is a usage error: the usage goes to stderr, with exit 1.
+  if (command === undefined) fail([USAGE])
+  if (!['start', 'validate', 'routes'].includes(command)) {
+    fail([`tollgate: unknown command ${JSON.stringify(command)}`, '', USAGE])
+  }
+  if (positionals.length > 1) {
+    const extra = positionals[1]!
+    fail([`tollgate ${command}: unexpected argument ${JSON.stringify(extra)}${positionals.length === 2 ? ` (the manifest goes after --config: tollgate ${command} --config ${extra})` : ''}`])
   }
   const file = values.config ?? process.env.TOLLGATE_CONFIG
   if (file === undefined || file === '') {

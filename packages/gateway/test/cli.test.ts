@@ -139,6 +139,13 @@ t.test('unknown commands and flags are refused with the usage', async (t) => {
   t.match(result.stderr, /Usage: tollgate/)
   t.equal(tollgate(['start', '--nope']).status, 1)
   t.match(tollgate(['--help']).stdout, /Usage: tollgate <command>/)
+  const bare = tollgate([])
+  t.equal(bare.status, 1, 'no command: a usage error')
+  t.match(bare.stderr, /Usage: tollgate/, 'its usage on stderr')
+  t.equal(bare.stdout, '')
+  const positional = tollgate(['validate', 'tollgate.yaml'])
+  t.equal(positional.status, 1)
+  t.match(positional.stderr, /unexpected argument "tollgate\.yaml" \(the manifest goes after --config: tollgate validate --config tollgate\.yaml\)/)
 })
 
 t.test('start serves, and SIGTERM lets an in-flight request finish before exiting 0', async (t) => {

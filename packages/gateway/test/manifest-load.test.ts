@@ -105,6 +105,12 @@ routes:
   t.equal(manifest.auth?.jwt?.audience, 'true')
 })
 
+t.test('an empty manifest, or one of comments only, says so', async (t) => {
+  for (const text of ['', '# nothing yet\n', '---\n']) {
+    t.same(problemsOf(() => parseManifestText(text, 'm.yaml', { env: {} })), ['m.yaml: the manifest is empty (it needs at least version, upstreams and routes)'], JSON.stringify(text))
+  }
+})
+
 t.test('unknown keys are named by path', async (t) => {
   const text = minimal().replace('    auth: false', '    auth: false\n    foo: 1') + 'server:\n  bodylimit: 1mb\n'
   t.same(problemsOf(() => parseManifestText(text, 'm.yaml', { env: {} })).sort(), ['routes[0].foo: unknown key', 'server.bodylimit: unknown key'])

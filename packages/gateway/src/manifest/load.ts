@@ -90,6 +90,7 @@ export function parseManifestText (text: string, file = '<manifest>', options: L
     }), file)
   }
   const raw: unknown = document.toJS({ maxAliasCount: 100 })
+  if (raw === null || raw === undefined) throw new ManifestError([`${file}: the manifest is empty (it needs at least version, upstreams and routes)`], file)
   const env = options.env ?? process.env
   const baseDir = file === '<manifest>' ? process.cwd() : dirname(resolve(file))
   let found: Substitution = { problems: [], missing: new Set(), converted: new Set() }
