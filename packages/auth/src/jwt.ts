@@ -64,6 +64,13 @@ export async function createTokenVerifier (fastify: FastifyInstance, jwt: Resolv
       if (typeof claims.nbf !== 'number' || !Number.isFinite(claims.nbf)) throw new TokenRejection('invalid', 'nbf must be a number')
       if (at < claims.nbf * 1000 - tolerance) throw new TokenRejection('invalid', 'token not yet valid')
     }
+    // RFC 7519 4.1.6: a NumericDate (jose refuses anything else too). A token issued
+    // further in the future than clockTolerance came from a clock out of step with ours,
+    // or was minted ahead of time: refused, like one not yet valid by nbf.
+    if (claims.iat !== undefined) {
+      if (typeof claims.iat !== 'number' || !Number.isFinite(claims.iat)) throw new TokenRejection('invalid', 'iat must be a number')
+      if (at < claims.iat * 1000 - tolerance) throw new TokenRejection('invalid', 'token issued in the future')
+    }
     if (typeof claims.sub !== 'string' || claims.sub.length === 0) throw new TokenRejection('invalid', 'sub must be a non-empty string')
     return claims
   }

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import tollgateAuth, { errors, type AuthOptions } from '../src/index.js'
 import { AUDIENCE, bearer, buildApp, claims, clock, ISSUER, PARTNER_KEY, SECRET, sha256, signHmac } from './helpers/index.js'
@@ -74,6 +75,24 @@ t.test('clockTolerance lets a just-expired token through, and no further', async
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
   time.set(exp * 1000 + 6_000)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 401)
+})
+
+t.test('iat must be a number, and not later than now plus clockTolerance', async (t) => {
+  const time = clock()
+  const { app } = await buildApp(t, { ...base, jwt: { ...base.jwt, clockTolerance: '5s' }, now: time.now })
+  const nowSeconds = Math.floor(time.now() / 1000)
+  // Signed by hand: fast-jwt's signer drops a given iat when told not to add its own.
+  const sign = (payload: Record<string, unknown>): string => {
+    const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+    const input = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(payload)}`
+    return `${input}.${createHmac('sha256', SECRET).update(input).digest('base64url')}`
+  }
+  const status = async (iat: unknown): Promise<number> =>
+    (await app.inject({ url: '/protected', headers: bearer(sign(claims('alice', { iat }, time.now()))) })).statusCode
+  t.equal(await status('yesterday'), 401, 'not a NumericDate')
+  t.equal(await status(nowSeconds + 3600), 401, 'issued an hour from now')
+  t.equal(await status(nowSeconds + 4), 200, 'within the tolerance')
+  t.equal(await status(nowSeconds - 60), 200, 'issued a minute ago')
 })
 
 t.test('roles: any of; permissions: all of; a missing one is 403 without WWW-Authenticate', async (t) => {
