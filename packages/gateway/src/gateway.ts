@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { createServer, STATUS_CODES, type Server } from 'node:http'
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { isAbsolute, resolve } from 'node:path'
 import Fastify, * as fastifyModule from 'fastify'
 import { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
@@ -157,6 +157,14 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   const app = Fastify(fastifyOptions as FastifyServerOptions)
   // A line logged after this still reaches stdout: in the next turn, or at process exit.
   if (stdout !== undefined) app.addHook('onClose', (_instance, done) => { stdout.handOver(); done() })
+  // `Expect: 100-continue`: Node would invite every body with a 100 before any check ran.
+  // One declared over bodyLimit gets no invitation, only the route's 413 (as nginx and
+  // Envoy answer), so the client never sends it.
+  app.server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    const declared = Number(request.headers['content-length'])
+    if (!(declared > bodyLimit)) response.writeContinue()
+    app.server.emit('request', request, response)
+  })
   // Slowloris: a client must finish its headers in time (requestTimeout bounds the whole request).
   app.server.headersTimeout = headersTimeout
   // Node truncates past maxHeadersCount without a word; one more than the limit lets the
