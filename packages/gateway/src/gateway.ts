@@ -213,7 +213,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? ''
     if (!PROXIED_METHODS.includes(request.method)) {
-      const route = httpRoutes.find(({ prefix }) => path === prefix || path.startsWith(`${prefix}/`))
+      const route = httpRoutes.find(({ prefix }) => prefix === '/' || path === prefix || path.startsWith(`${prefix}/`))
       if (route !== undefined) {
         void reply.code(405).header('allow', route.allow).send(errorBody(request, 405, `${request.method} is not allowed on ${route.prefix}`))
         return

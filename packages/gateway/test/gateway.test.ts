@@ -32,6 +32,34 @@ t.test('proxies by prefix, rewriting it and keeping the query string byte for by
   t.equal(((await bare.body.json()) as { url: string }).url, '/?q', 'rewritePrefix defaults to "": the prefix is removed')
 })
 
+t.test('prefix "/" catches every path no other route (nor the gateway\'s own endpoints) takes', async (t) => {
+  const echo = await echoUpstream({ name: 'echo' })
+  const site = await echoUpstream({ name: 'site' })
+  t.teardown(echo.close)
+  t.teardown(site.close)
+  const { base } = await startGateway(t, {
+    version: 1,
+    upstreams: { echo: { targets: [echo.url] }, site: { targets: [site.url] } },
+    routes: [
+      { prefix: '/api/echo', upstream: 'echo', rewritePrefix: '/inner', auth: false },
+      { prefix: '/', upstream: 'site', auth: false }
+    ]
+  })
+  const served = async (path: string): Promise<{ status: number, body: { served?: string, url?: string } }> => {
+    const response = await request(`${base}${path}`)
+    const text = await response.body.text()
+    return { status: response.statusCode, body: text.startsWith('{') ? JSON.parse(text) as { served?: string, url?: string } : {} }
+  }
+  t.match(await served('/api/echo/x'), { status: 200, body: { served: 'echo', url: '/inner/x' } }, 'the longer prefix wins')
+  t.match(await served('/about/team?x=1'), { status: 200, body: { served: 'site', url: '/about/team?x=1' } }, 'the rest goes to "/", path kept')
+  t.match(await served('/'), { status: 200, body: { served: 'site', url: '/' } })
+  t.match(await served('/api/echoes'), { status: 200, body: { served: 'site' } }, 'not a path under /api/echo')
+  t.equal((await served('/healthz')).status, 200, 'the gateway\'s own endpoints still answer')
+  t.equal(site.seen.some((seen) => seen.url === '/healthz'), false)
+  const metrics = await request(`${base}/metrics`)
+  t.match(await metrics.body.text(), /tollgate_requests_total\{route="\/",method="GET",status="200"\} 3/, 'labelled by the prefix "/"')
+})
+
 t.test('encoded unreserved characters are decoded before routing, and forwarded decoded', async (t) => {
   const upstream = await echoUpstream()
   t.teardown(upstream.close)

@@ -313,8 +313,8 @@ export const manifestSchema = {
         properties: {
           prefix: {
             type: 'string',
-            pattern: '^(/[A-Za-z0-9._~!$&\'()*+,=:@-]+)+$',
-            description: 'must be a path like /api/posts: starting with "/", no trailing slash, no empty segments, no percent-encoding'
+            pattern: '^(/[A-Za-z0-9._~!$&\'()*+,=:@-]+)+$|^/$',
+            description: 'must be "/" (every path no other route matches) or a path like /api/posts: starting with "/", no trailing slash, no empty segments, no percent-encoding'
           },
           upstream: { type: 'string', minLength: 1 },
           rewritePrefix: {
