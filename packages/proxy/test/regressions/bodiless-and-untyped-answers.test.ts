@@ -3,11 +3,11 @@
 // 304 never has against it; and an answer without Content-Type went out labelled
 // application/octet-stream (Fastify's default for a Buffer), which with nosniff can stop
 // a browser from using a cached script or stylesheet refreshed by a 304.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { gateway, listen, rawUpstream } from '../helpers/servers.js'
 
-async function through (t: Parameters<Parameters<typeof t.test>[1]>[0], answer: string): Promise<{ status: number, headers: Record<string, unknown>, body: string }> {
+async function through (t: Test, answer: string): Promise<{ status: number, headers: Record<string, unknown>, body: string }> {
   const origin = await rawUpstream(t, (socket) => { socket.write(answer) })
   const app = await gateway(t, { upstreams: { raw: { targets: [origin.url] } }, routes: [{ prefix: '/api', upstream: 'raw' }] })
   const base = await listen(app)
