@@ -90,10 +90,26 @@ t.test('token-bucket: a clock behind the last write refills nothing', async (t) 
 
 t.test('memory store: bounded by maxKeys, expired entries swept', async (t) => {
   const store = new MemoryStore(3)
-  for (let i = 0; i < 10; i++) store.consume('fixed-window', `k${i}`, T0, MINUTE, 1)
+  for (let i = 0; i < 10; i++) store.consume('fixed-window', `k${i}`, T0, MINUTE, 5)
   t.equal(store.size, 3, 'never more than maxKeys buckets')
-  t.equal(store.consume('fixed-window', 'k9', T0, MINUTE, 1).allowed, false, 'the newest buckets are kept')
-  t.equal(store.consume('fixed-window', 'k0', T0, MINUTE, 1).allowed, true, 'the oldest were dropped')
+  t.equal(store.consume('fixed-window', 'k9', T0, MINUTE, 5).remaining, 3, 'the newest buckets are kept')
+  t.equal(store.consume('fixed-window', 'k0', T0, MINUTE, 5).remaining, 4, 'the oldest were dropped')
   store.sweep(T0 + MINUTE)
   t.equal(store.size, 0)
+})
+
+t.test('memory store: a flood of fresh keys does not drop a spent bucket (no reset of an exhausted limit)', async (t) => {
+  const store = new MemoryStore(100)
+  t.equal(store.consume('fixed-window', 'login|attacker', T0, MINUTE, 2).allowed, true)
+  t.equal(store.consume('fixed-window', 'login|attacker', T0, MINUTE, 2).allowed, true)
+  t.equal(store.consume('fixed-window', 'login|attacker', T0, MINUTE, 2).allowed, false, 'spent')
+  for (let i = 0; i < 10_000; i++) store.consume('fixed-window', `junk|${i}`, T0 + 1, MINUTE, 2)
+  t.equal(store.size, 100, 'still bounded')
+  t.equal(store.consume('fixed-window', 'login|attacker', T0 + 2, MINUTE, 2).allowed, false, 'the spent bucket is still there')
+})
+
+t.test('memory store: when every old entry is spent, one still goes (memory stays bounded)', async (t) => {
+  const store = new MemoryStore(20)
+  for (let i = 0; i < 100; i++) store.consume('fixed-window', `spent|${i}`, T0, MINUTE, 1)
+  t.equal(store.size, 20)
 })

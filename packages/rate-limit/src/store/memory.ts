@@ -13,13 +13,20 @@ interface Entry {
   state: object
   /** Epoch ms after which the state is irrelevant (the store's clock). */
   expiresAt: number
+  /** The bucket is spent (remaining 0): dropping it would hand its client a fresh quota. */
+  spent: boolean
 }
+
+/** How many of the oldest entries an eviction looks at before dropping one whatever it is. */
+const EVICTION_SCAN = 16
 
 /**
  * The embedded store for one instance: a bounded map of bucket states, synchronous (no
  * promise, no timer per request). Entries past their TTL are treated as absent and swept
- * periodically; when `maxKeys` is reached the oldest entry is dropped first, so hostile keys
- * cannot grow memory without bound (at worst they reset someone's bucket early).
+ * periodically; when `maxKeys` is reached an old entry is dropped, so hostile keys cannot
+ * grow memory without bound: an expired one first, else the oldest that is not spent. A
+ * spent bucket gets a second chance (it moves to the back), so a client cannot flood the
+ * store with fresh keys to reset its own exhausted limit (say, on a login route).
  */
 export class MemoryStore {
   readonly #entries = new Map<string, Entry>()
@@ -38,15 +45,19 @@ export class MemoryStore {
     let entry = entries.get(key)
     const state = entry !== undefined && entry.expiresAt > now ? entry.state : undefined
     const transition = TRANSITIONS[algorithm](state as never, now, windowMs, max)
+    const spent = transition.decision.remaining === 0
     if (transition.state !== null) {
       if (entry === undefined) {
         if (entries.size >= this.#maxKeys) this.#evictOne(now)
-        entry = { state: transition.state, expiresAt: now + stateTtlMs(algorithm, windowMs) }
+        entry = { state: transition.state, expiresAt: now + stateTtlMs(algorithm, windowMs), spent }
         entries.set(key, entry)
       } else {
         entry.state = transition.state
         entry.expiresAt = now + stateTtlMs(algorithm, windowMs)
+        entry.spent = spent
       }
+    } else if (entry !== undefined) {
+      entry.spent = spent
     }
     return transition.decision
   }
@@ -59,18 +70,18 @@ export class MemoryStore {
   }
 
   #evictOne (now: number): void {
-    // The oldest inserted entry; prefer it expired, but never look at more than a few.
+    // From the oldest: an expired or unspent entry goes; a spent one moves to the back
+    // (still counting against its client). Bounded: past EVICTION_SCAN, the oldest goes.
+    const entries = this.#entries
     let scanned = 0
-    let oldest: string | undefined
-    for (const [key, entry] of this.#entries) {
-      if (oldest === undefined) oldest = key
-      if (entry.expiresAt <= now) {
-        this.#entries.delete(key)
+    for (const [key, entry] of entries) {
+      if (entry.expiresAt <= now || !entry.spent || ++scanned > EVICTION_SCAN) {
+        entries.delete(key)
         return
       }
-      if (++scanned >= 8) break
+      entries.delete(key)
+      entries.set(key, entry)
     }
-    if (oldest !== undefined) this.#entries.delete(oldest)
   }
 
   clear (): void {
