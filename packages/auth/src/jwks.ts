@@ -2,6 +2,9 @@ import { createPublicKey, type JsonWebKey } from 'node:crypto'
 import { request, type Dispatcher } from 'undici'
 import { algorithmsForKey, type JwtAlgorithm } from './options.js'
 
+/** How often a store with no key set loaded yet may try again. */
+const UNLOADED_RETRY_MS = 5000
+
 /** One usable key of the set. */
 export interface JwksKey {
   kid: string | undefined
@@ -77,11 +80,20 @@ export class JwksStore {
   /** Seconds until the next fetch is allowed (at least 1). */
   retryAfterSeconds (): number {
     const since = this.#lastAttemptAt === undefined ? Infinity : this.#options.now() - this.#lastAttemptAt
-    return Math.max(1, Math.ceil((this.#options.cooldownMs - since) / 1000))
+    return Math.max(1, Math.ceil((this.#cooldownMs() - since) / 1000))
+  }
+
+  /**
+   * The cooldown guards the key server against a flood of made-up kids. Until a first set
+   * is loaded nothing verifies at all, so the store tries again sooner (every 5 s at most):
+   * a key server that comes up after the gateway is picked up in seconds, not half a minute.
+   */
+  #cooldownMs (): number {
+    return this.#loadedAt === undefined ? Math.min(this.#options.cooldownMs, UNLOADED_RETRY_MS) : this.#options.cooldownMs
   }
 
   #coolingDown (): boolean {
-    return this.#lastAttemptAt !== undefined && this.#options.now() - this.#lastAttemptAt < this.#options.cooldownMs
+    return this.#lastAttemptAt !== undefined && this.#options.now() - this.#lastAttemptAt < this.#cooldownMs()
   }
 
   /** Fetches the set now unless a fetch is in flight or the cooldown has not passed. */

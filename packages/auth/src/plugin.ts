@@ -150,7 +150,9 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   function refuse (request: FastifyRequest, reply: FastifyReply, refusal: Refusal): FastifyError {
     if (refusal.wwwAuthenticate !== undefined) reply.header('WWW-Authenticate', refusal.wwwAuthenticate)
     if (refusal.reason === 'unavailable') {
-      reply.header('Retry-After', String(options.retryAfterSeconds))
+      // With no key set loaded, the next fetch may be further off than retryAfter.
+      const jwks = store !== undefined && !store.loaded ? store.retryAfterSeconds() : 0
+      reply.header('Retry-After', String(Math.max(options.retryAfterSeconds, jwks)))
       request.log[unavailableLevel]({ err: refusal.cause, reason: refusal.reason }, 'authentication unavailable')
     } else {
       request.log[refusalLevel]({ reason: refusal.reason, code: refusal.error.code, detail: refusal.message === refusal.error.message ? undefined : refusal.message }, 'authentication refused')

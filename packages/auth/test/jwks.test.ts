@@ -100,9 +100,22 @@ t.test('a JWKS that cannot be loaded fails closed with 503 and Retry-After, then
   t.match(checks, [{ name: 'auth:jwks', ok: false, message: /JWKS not loaded: JWKS answered 500/ }])
 
   jwks.setStatus(200)
-  time.advance(31_000)
-  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
+  time.advance(4_000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 503, 'no refetch within 5 s of the last try')
+  time.advance(1_000)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200, 'with no set loaded, a try every 5 s, not every jwksCooldown')
   t.match(await tollgateRuntime(app).checkReadiness(), [{ name: 'auth:jwks', ok: true }])
+})
+
+t.test('while no key set is loaded, Retry-After is never earlier than the next fetch', async (t) => {
+  const time = clock()
+  const jwks = await jwksServer(t, [rsa])
+  jwks.setStatus(500)
+  const { app } = await buildApp(t, { ...jwtOptions(jwks.url), now: time.now, retryAfter: '1s' })
+  const token = signWith(rsa, claims('a', {}, time.now()))
+  const res = await app.inject({ url: '/protected', headers: bearer(token) })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '5', 'the store tries again in 5 s: a client retrying after 1 s would only get another 503')
 })
 
 t.test('keys of a set that failed to refresh keep working', async (t) => {
