@@ -18,7 +18,9 @@ export const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'te',
   'trailer',
   'transfer-encoding',
-  'upgrade'
+  'upgrade',
+  // Connection-specific by RFC 9113 3.2.1 (the h2c upgrade's settings), never forwarded.
+  'http2-settings'
 ])
 
 /** Names listed in a `Connection` header value (each of them is hop-by-hop for this message). */

@@ -44,6 +44,8 @@ const LogController = (fastifyModule as { LogController?: new (options: { disabl
 
 const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
+/** Set upstream by the gateway itself: a client's `x_request_id` would sit beside the real one (CGI reads both as one). */
+const SET_BY_GATEWAY: ReadonlySet<string> = new Set(['x-request-id'])
 
 export interface GatewayOptions {
   /** Where log lines go (default stdout). Tests pass a stream to read them. */
@@ -255,7 +257,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     for (const name in headers) {
       // `x_forwarded_for` and `x.original.url` are the same header to CGI-style upstreams.
       const alias = name.includes('_') || name.includes('.') ? headerAlias(name) : name
-      if (OVERRIDE_SET.has(alias) || (isForwardingHeader(alias) && (!trusted || alias !== name))) delete headers[name]
+      if (OVERRIDE_SET.has(alias) || (isForwardingHeader(alias) && (!trusted || alias !== name)) ||
+        (alias !== name && SET_BY_GATEWAY.has(alias))) delete headers[name]
     }
     if (request.method === 'TRACE') {
       reply.header('allow', ALLOWED_METHODS)
