@@ -349,8 +349,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   }
 
   // A manifest whose upstreams are all NestJS microservices has nothing to proxy.
-  if (Object.keys(httpUpstreams(manifest)).length > 0) await app.register(tollgateProxy, {
-    upstreams: httpUpstreams(manifest),
+  // An upstream's `ca` is a file in the manifest; the proxy takes the PEM.
+  const upstreams = Object.fromEntries(Object.entries(httpUpstreams(manifest)).map(([name, upstream]) =>
+    [name, upstream.ca === undefined ? upstream : { ...upstream, ca: readKeyFile(upstream.ca, baseDir).toString('utf8') }]))
+  if (Object.keys(upstreams).length > 0) await app.register(tollgateProxy, {
+    upstreams,
     bodyLimit,
     // Header rules may not touch the identity headers auth sets (checked by validate too).
     protectedHeaders: protectedHeaderNames(manifest),

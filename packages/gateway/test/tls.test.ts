@@ -1,6 +1,7 @@
 import t from 'tap'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import selfsigned from 'selfsigned'
@@ -78,4 +79,45 @@ routes:
   const app = await createGateway(manifest, { logLevel: 'silent' })
   await t.rejects(serveUntilSignal(app, manifest), { message: `server.tls.redirectHttpPort: cannot listen on 127.0.0.1:${takenPort} (EADDRINUSE)` })
   t.notOk(app.server.listening, 'the HTTPS listener is closed again')
+})
+
+t.test('upstreams.<name>.ca trusts a private CA for https targets; without it their certificate is refused', async (t) => {
+  const pems = await selfsigned.generate([{ name: 'commonName', value: '127.0.0.1' }], {
+    algorithm: 'sha256',
+    extensions: [{ name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }] }]
+  })
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-ca-'))
+  writeFileSync(join(dir, 'internal-ca.pem'), pems.cert)
+  const internal = createHttpsServer({ cert: pems.cert, key: pems.private }, (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' }).end('{"internal":true}')
+  })
+  await new Promise<void>((resolve) => internal.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { internal.closeAllConnections(); internal.close(() => { resolve() }) }))
+  const target = `https://127.0.0.1:${(internal.address() as { port: number }).port}`
+  const file = join(dir, 'tollgate.yaml')
+  writeFileSync(file, `
+version: 1
+upstreams:
+  trusted: { targets: ["${target}"], ca: ./internal-ca.pem, bodyTimeout: 30s, keepAliveTimeout: 2s, connections: 8 }
+  untrusted: { targets: ["${target}"] }
+routes:
+  - { prefix: /trusted, upstream: trusted, auth: false }
+  - { prefix: /untrusted, upstream: untrusted, auth: false }
+`)
+  const { base } = await startGateway(t, await loadManifest(file))
+  const trusted = await request(`${base}/trusted/x`)
+  t.equal(trusted.statusCode, 200)
+  t.same(await trusted.body.json(), { internal: true })
+  const untrusted = await request(`${base}/untrusted/x`)
+  t.equal(untrusted.statusCode, 502, 'a certificate no trusted CA signed')
+  await untrusted.body.dump()
+
+  writeFileSync(file, `
+version: 1
+upstreams:
+  plain: { targets: [http://127.0.0.1:3001], ca: ./missing.pem }
+routes:
+  - { prefix: /p, upstream: plain, auth: false }
+`)
+  await t.rejects(loadManifest(file), { problems: ['upstreams.plain.ca: cannot read ./missing.pem (ENOENT)', 'upstreams.plain.ca: only https targets use a CA, and this upstream has none'] })
 })

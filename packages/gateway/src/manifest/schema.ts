@@ -281,6 +281,10 @@ export const manifestSchema = {
           },
           timeout: duration,
           connectTimeout: duration,
+          bodyTimeout: duration,
+          keepAliveTimeout: duration,
+          connections: { type: 'integer', minimum: 1 },
+          ca: { type: 'string', minLength: 1, description: 'must be the path of a PEM file of the CA certificates that sign the targets\' (https) certificates' },
           retries: { type: 'integer', minimum: 0, maximum: 10 },
           circuitBreaker: {
             type: 'object',

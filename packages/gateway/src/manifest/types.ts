@@ -81,6 +81,14 @@ export interface UpstreamSection {
   healthCheck?: { path?: string, interval?: Duration, timeout?: Duration, unhealthyAfter?: number, healthyAfter?: number }
   timeout?: Duration
   connectTimeout?: Duration
+  /** Longest silence between two chunks of an answer's body (default `5m`). */
+  bodyTimeout?: Duration
+  /** How long an idle upstream connection is kept (default `4s`). */
+  keepAliveTimeout?: Duration
+  /** Most connections per target (default `128`). */
+  connections?: number
+  /** A PEM file (relative to the manifest) of the CAs that sign the https targets' certificates. */
+  ca?: string
   retries?: number
   circuitBreaker?: { failures?: number, resetAfter?: Duration }
   /** Limits of WebSocket tunnels to this upstream (defaults: idle `5m`, `1mb` messages, 1000 client messages a second, 10000 tunnels). */

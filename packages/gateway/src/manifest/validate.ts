@@ -182,6 +182,12 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
     upstream.targets.forEach((target, i) => {
       checkTargetUrl(typeof target === 'string' ? target : target.url, `upstreams.${name}.targets[${i}]`, problems)
     })
+    if (upstream.ca !== undefined) {
+      readable(upstream.ca, baseDir, `upstreams.${name}.ca`, problems)
+      if (!upstream.targets.some((target) => (typeof target === 'string' ? target : target.url).startsWith('https:'))) {
+        problems.push(`upstreams.${name}.ca: only https targets use a CA, and this upstream has none`)
+      }
+    }
   }
   problems.push(...microserviceProblems(manifest, baseDir))
 
