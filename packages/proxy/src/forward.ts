@@ -529,7 +529,9 @@ export class ProxyCall {
     }
     const failure = classify(err)
     this.upstream.failed(target)
-    this.request.log.warn({ err, target: target.url, attempt: this.#attempts }, 'upstream attempt failed: %s', failure)
+    // At debug: the request's one log line carries the final error (and the metrics every
+    // failed attempt); a warn per attempt would double the lines of an outage.
+    this.request.log.debug({ err, target: target.url, attempt: this.#attempts }, 'upstream attempt failed: %s', failure)
     if (this.#retriable && (failure === 'connect' || failure === 'reset') &&
         this.#attempts <= this.upstream.options.retries &&
         this.route.now() - this.#firstStart < this.upstream.options.timeout) {
