@@ -110,6 +110,18 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   }
 
   const securityHeaders = server.securityHeaders === false ? [] : helmetDefaults()
+  // Each proxied route's Allow, longest prefix first: for the 405s the gateway answers itself.
+  const httpRoutes = manifest.routes
+    .filter((route) => isHttpRoute(manifest, route))
+    .map((route) => ({ prefix: route.prefix, allow: allowOf(route.methods) }))
+    .sort((a, b) => b.prefix.length - a.prefix.length)
+  const routeOf = (path: string): { prefix: string, allow: string } | undefined =>
+    httpRoutes.find(({ prefix }) => prefix === '/' || path === prefix || path.startsWith(`${prefix}/`))
+  /** The Allow of a 405 for TRACE: the route's methods on a route's path, else every method. */
+  const allowFor = (url: string): string => {
+    const queryAt = url.indexOf('?')
+    return routeOf(queryAt === -1 ? url : url.slice(0, queryAt))?.allow ?? ALLOWED_METHODS
+  }
   const stdout = options.logStream === undefined ? new StdoutLog() : undefined
   const logStream = options.logStream ?? stdout!
   const fastifyOptions: FastifyServerOptions & { http?: typeof nodeServerOptions, https?: typeof nodeServerOptions & { cert: Buffer, key: Buffer } } = {
@@ -141,7 +153,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       setHeaders(reply as FastifyReply, securityHeaders)
       void (reply as FastifyReply).header('x-request-id', request.id)
       if (request.method === 'TRACE') {
-        void (reply as FastifyReply).code(405).header('allow', ALLOWED_METHODS).send(errorBody(request as FastifyRequest, 405, 'TRACE is not allowed'))
+        void (reply as FastifyReply).code(405).header('allow', allowFor(request.url)).send(errorBody(request as FastifyRequest, 405, 'TRACE is not allowed'))
         return
       }
       // Not the router's message, which quotes the URL, query and all: it may hold a token.
@@ -208,14 +220,10 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   })
   // The router knows Fastify's methods only: PROPFIND or PURGE on a route's path reaches the
   // not-found handler, and is that route's 405 (with its Allow), not a 404.
-  const httpRoutes = manifest.routes
-    .filter((route) => isHttpRoute(manifest, route))
-    .map((route) => ({ prefix: route.prefix, allow: allowOf(route.methods) }))
-    .sort((a, b) => b.prefix.length - a.prefix.length)
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? ''
     if (!PROXIED_METHODS.includes(request.method)) {
-      const route = httpRoutes.find(({ prefix }) => prefix === '/' || path === prefix || path.startsWith(`${prefix}/`))
+      const route = routeOf(path)
       if (route !== undefined) {
         void reply.code(405).header('allow', route.allow).send(errorBody(request, 405, `${request.method} is not allowed on ${route.prefix}`))
         return
@@ -261,7 +269,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
         (alias !== name && SET_BY_GATEWAY.has(alias))) delete headers[name]
     }
     if (request.method === 'TRACE') {
-      reply.header('allow', ALLOWED_METHODS)
+      reply.header('allow', allowFor(request.url))
       void reply.code(405).send(errorBody(request, 405, 'TRACE is not allowed'))
       return
     }
