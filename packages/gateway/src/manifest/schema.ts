@@ -318,7 +318,7 @@ export const manifestSchema = {
           prefix: {
             type: 'string',
             pattern: '^(/[A-Za-z0-9._~!$&\'()*+,=:@-]+)+$|^/$',
-            description: 'must be "/" (every path no other route matches) or a path like /api/posts: starting with "/", no trailing slash, no empty segments, no percent-encoding'
+            description: 'must be a path like /api/posts: starting with "/", no trailing slash, no empty segments, no percent-encoding (or "/" alone: every path no other route takes)'
           },
           upstream: { type: 'string', minLength: 1 },
           rewritePrefix: {
