@@ -144,7 +144,7 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     })
   }
 
-  if (options.requestLogs) {
+  if (requestLogs) {
     if (!fastifyRequestLoggingDisabled(fastify)) {
       log.warn('requestLogs is on but Fastify\'s own request logging is too: set disableRequestLogging: true for one line per request')
     }

@@ -455,8 +455,8 @@ export class ProxyCall {
     if (this.#clientGone) return
     const raw = buffered.chunks.length === 1 ? buffered.chunks[0]! : Buffer.concat(buffered.chunks, buffered.length)
     if (buffered.length === 0) {
-      // No payload at all: Fastify then adds no Content-Type, keeps a 304's Content-Length
-      // (that of the 200 it stands for) and sends 204 and 304 without one of its own.
+      // No payload at all: Fastify then adds no Content-Type, and no Content-Length to a
+      // 204 or 304 (any other status gets `0`, which is what it had).
       this.#writeHead(buffered.status, buffered.rawHeaders)
       this.reply.send()
       return
