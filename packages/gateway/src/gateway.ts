@@ -10,7 +10,7 @@ import { decodeUnreserved, headerAlias, parseDuration, parseSize, pathProblem, t
 import tollgateProxy, { PROXIED_METHODS } from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
-import tollgateMetrics, { genReqId, loggerOptions, redactUrl } from '@tollgate/metrics'
+import tollgateMetrics, { genReqId, loggerOptions } from '@tollgate/metrics'
 import type { DestinationStream } from 'pino'
 import { ManifestError } from './manifest/errors.js'
 import type { LoadedManifest, Manifest, RouteSection } from './manifest/types.js'
@@ -22,22 +22,9 @@ import { compileTrust, isForwardingHeader, OVERRIDE_HEADERS } from './trust.js'
 import { helmetDefaults, setHeaders } from './security-headers.js'
 import { StdoutLog } from './log-stream.js'
 import { VERSION } from './version.js'
+import { SERVER_DEFAULTS } from './manifest/defaults.js'
 
-/** Defaults of the `server` section, documented in the README. */
-export const SERVER_DEFAULTS = {
-  host: '0.0.0.0',
-  port: 8080,
-  bodyLimit: '1mb',
-  shutdownGrace: '10s',
-  requestTimeout: '60s',
-  headersTimeout: '15s',
-  keepAliveTimeout: '72s',
-  maxHeaderSize: '16kb',
-  maxHeaders: 100,
-  health: '/healthz',
-  metrics: '/metrics',
-  docs: '/docs'
-} as const
+export { SERVER_DEFAULTS }
 
 // LogController replaced `disableRequestLogging` in Fastify 5.7; older 5.x lack it.
 const LogController = (fastifyModule as { LogController?: new (options: { disableRequestLogging: boolean }) => NonNullable<FastifyServerOptions['logController']> }).LogController
@@ -158,11 +145,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       }
       // Not the router's message, which quotes the URL, query and all: it may hold a token.
       void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, 'malformed URL: a percent-encoding does not decode'))
-      // No route, so no onResponse hook: the request's one log line and its count are made here.
-      request.log.info({ route: 'unmatched', method: request.method, url: redactUrl(request.url), statusCode: 400 }, 'request completed')
-      const metrics = app.hasDecorator('tollgateMetrics') ? app.tollgateMetrics.metrics : undefined
-      metrics?.requests.labels('unmatched', request.method, '400').inc()
-      metrics?.requestDuration.labels('unmatched', request.method, '400').observe((reply as FastifyReply).elapsedTime / 1000)
+      // No route, so no onResponse hook: the request's one log line and its count come from here.
+      app.tollgateMetrics.recordUnrouted(request as FastifyRequest, reply as FastifyReply)
     }
   }
   if (server.tls !== undefined) {

@@ -12,15 +12,10 @@ export function compileTrust (trustProxy: boolean | number | string[] | undefine
 
 /**
  * Set only by a proxy we trust; from anyone else they are lies and are removed before
- * routing, as is every other `x-forwarded-*` header (`x-forwarded-ssl` and
- * `x-forwarded-scheme` decide `request.ssl?` in Rack, for one): see isForwardingHeader.
+ * routing, as is every `x-forwarded-*` header (`-for`, `-host`, `-proto`, but also `-ssl`
+ * and `-scheme`, which decide `request.ssl?` in Rack): see isForwardingHeader.
  */
 export const FORWARDING_HEADERS = [
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
-  'x-forwarded-prefix',
   'forwarded',
   'x-real-ip',
   'cf-connecting-ip',

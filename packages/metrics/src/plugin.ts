@@ -19,6 +19,11 @@ export interface TollgateMetricsDecorator {
   scrape: () => Promise<string>
   /** The bound address of the separate metrics listener (`port` option) once ready, else `null`. */
   address: () => AddressInfo | null
+  /**
+   * Counts and logs, as `route="unmatched"`, an answer sent before routing, which no hook
+   * sees (Fastify's `frameworkErrors`): call it once the reply is sent.
+   */
+  recordUnrouted: (request: FastifyRequest, reply: FastifyReply) => void
 }
 
 /** Per-route state, computed once per route (in `onRoute`, or on its first request). */
@@ -246,6 +251,11 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     address: () => {
       const address = server?.address()
       return typeof address === 'object' && address !== null ? address : null
+    },
+    recordUnrouted: (request, reply) => {
+      unmatchedState.label ??= 'unmatched'
+      count(unmatchedState, request.method, reply.statusCode, reply.elapsedTime)
+      if (requestLogs) logRequest(request, unmatchedState, reply.statusCode, reply.elapsedTime, false)
     }
   }
   fastify.decorate('tollgateMetrics', decorator)

@@ -181,15 +181,10 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     events.emit('storeError', { store: 'redis' })
     failures.failure(error, 'to answer')
     if (onStoreError === 'allow') {
-      // The contract wants the RateLimit-* headers on every admitted answer. Nothing could be
-      // counted, so none of the quota is spent as far as anyone knows: all of it remains,
-      // for a whole window.
-      const reset = Math.ceil(rule.windowMs / 1000)
-      reply.header('ratelimit-limit', rule.max)
-      reply.header('ratelimit-remaining', rule.max)
-      reply.header('ratelimit-reset', reset)
-      request.tollgateRateLimit = { limit: rule.max, remaining: rule.max, reset }
-      done()
+      // Admitted like any request, RateLimit-* headers included (the contract wants them on
+      // every admitted answer): nothing could be counted, so the whole quota remains, for a
+      // whole window.
+      respond(request, reply, rule, { allowed: true, remaining: rule.max, resetMs: rule.windowMs, retryAfterMs: 0 }, done)
       return
     }
     reply.header('retry-after', storeErrorRetryAfterSeconds)

@@ -6,6 +6,7 @@ import type { Manifest } from './types.js'
 import { microserviceProblems, transportOf } from '../microservices.js'
 import { contractProblems } from './contracts.js'
 import { parseDuration } from '@tollgate/common'
+import { SERVER_DEFAULTS } from './defaults.js'
 
 const ajv = new Ajv({ allErrors: true, verbose: true, strict: false })
 const validateShape = ajv.compile(manifestSchema)
@@ -137,9 +138,6 @@ export function isInlinePem (value: string): boolean {
   return value.trimStart().startsWith('-----BEGIN')
 }
 
-/** Where the gateway serves its own endpoints when the manifest does not say (as in gateway.ts). */
-const ENDPOINT_DEFAULTS = { docs: '/docs', metrics: '/metrics', health: '/healthz' } as const
-
 function overlaps (path: string, prefix: string): boolean {
   return path === prefix || path.startsWith(`${prefix}/`) || prefix.startsWith(`${path}/`)
 }
@@ -163,11 +161,10 @@ function timerProblems (manifest: Manifest): string[] {
   const server = manifest.server ?? {}
   for (const key of ['shutdownGrace', 'requestTimeout', 'headersTimeout', 'keepAliveTimeout'] as const) check(server[key], `server.${key}`)
   for (const [name, upstream] of Object.entries(manifest.upstreams)) {
-    const fields = upstream as unknown as Record<string, unknown> & { healthCheck?: Record<string, unknown>, circuitBreaker?: Record<string, unknown> }
-    for (const key of ['timeout', 'connectTimeout', 'bodyTimeout', 'keepAliveTimeout']) check(fields[key], `upstreams.${name}.${key}`)
-    check(fields.healthCheck?.interval, `upstreams.${name}.healthCheck.interval`)
-    check(fields.healthCheck?.timeout, `upstreams.${name}.healthCheck.timeout`)
-    check(fields.circuitBreaker?.resetAfter, `upstreams.${name}.circuitBreaker.resetAfter`)
+    for (const key of ['timeout', 'connectTimeout', 'bodyTimeout', 'keepAliveTimeout'] as const) check(upstream[key], `upstreams.${name}.${key}`)
+    check(upstream.healthCheck?.interval, `upstreams.${name}.healthCheck.interval`)
+    check(upstream.healthCheck?.timeout, `upstreams.${name}.healthCheck.timeout`)
+    check(upstream.circuitBreaker?.resetAfter, `upstreams.${name}.circuitBreaker.resetAfter`)
   }
   return problems
 }
@@ -246,7 +243,7 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
   }
   const endpoints: Array<{ at: string, path: string }> = []
   for (const key of ['docs', 'metrics', 'health'] as const) {
-    const path = server?.[key] ?? ENDPOINT_DEFAULTS[key]
+    const path = server?.[key] ?? SERVER_DEFAULTS[key]
     if (typeof path !== 'string') continue
     endpoints.push({ at: `server.${key}`, path })
     manifest.routes.forEach((route, i) => {
