@@ -33,6 +33,8 @@ const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
 /** Set upstream by the gateway itself: a client's `x_request_id` would sit beside the real one (CGI reads both as one). */
 const SET_BY_GATEWAY: ReadonlySet<string> = new Set(['x-request-id'])
+/** The longest `:param` of a route pattern the router matches; a longer one gets 414. */
+const MAX_PARAM_LENGTH = 500
 
 export interface GatewayOptions {
   /** Where log lines go (default stdout). Tests pass a stream to read them. */
@@ -133,7 +135,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     forceCloseConnections: 'idle',
     // Before routing: `/api/%70osts` is `/api/posts` (RFC 3986), matched and sent as such.
     rewriteUrl: (request) => decodeUnreserved(request.url ?? '/'),
-    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 500 },
+    routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors (error, request, reply) {
       // The router refuses a malformed URL before any hook runs, so this answer gets here
       // what the hooks give every other one. TRACE is still a 405 here.
@@ -144,7 +146,12 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
         return
       }
       // Not the router's message, which quotes the URL, query and all: it may hold a token.
-      void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, 'malformed URL: a percent-encoding does not decode'))
+      if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        // A pattern's `:id` longer than the router takes: the URI's fault, said as such (as Fastify does).
+        void (reply as FastifyReply).code(414).send(errorBody(request as FastifyRequest, 414, `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`))
+      } else {
+        void (reply as FastifyReply).code(400).send(errorBody(request as FastifyRequest, 400, 'malformed URL: a percent-encoding does not decode'))
+      }
       // No route, so no onResponse hook: the request's one log line and its count come from here.
       app.tollgateMetrics.recordUnrouted(request as FastifyRequest, reply as FastifyReply)
     }
