@@ -78,7 +78,7 @@ process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)) })
 process.once('SIGTERM', () => { void stopAll().then(() => process.exit(143)) })
 
 async function startDeployment () {
-  services.start({ name: 'auth', args: [entries.auth], env: serviceEnv({ PORT: String(authPort), ADMIN_EMAILS: 'boss@example.com' }), readyUrl: `${url(authPort)}/health` })
+  services.start({ name: 'auth', args: [entries.auth], env: serviceEnv({ PORT: String(authPort), ADMIN_EMAILS: 'boss@example.com', ADMIN_PASSWORD: 'correct horse battery' }), readyUrl: `${url(authPort)}/health` })
   services.start({ name: 'posts-a', args: [entries.posts], env: serviceEnv({ PORT: String(postsA), INSTANCE_ID: 'posts-a' }), readyUrl: `${url(postsA)}/health` })
   services.start({ name: 'chat', args: [entries.chat], env: serviceEnv({ PORT: String(chatPort) }), readyUrl: `${url(chatPort)}/health` })
   await services.waitReady(30_000)

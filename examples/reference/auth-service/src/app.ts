@@ -7,7 +7,7 @@ import type { Store, User } from './store/index.js'
 import { newRefreshToken, signAccessToken, verifyAccessToken, type AccessClaims, type TokenSettings } from './tokens.js'
 
 export interface AuthAppOptions {
-  config: Pick<AuthConfig, 'accessTokenTtl' | 'refreshTokenTtl' | 'issuer' | 'audience' | 'adminEmails'>
+  config: Pick<AuthConfig, 'accessTokenTtl' | 'refreshTokenTtl' | 'issuer' | 'audience' | 'adminEmails' | 'adminPassword'>
   store: Store
   key: SigningKey
   /** Clock in milliseconds; injected by tests. */
@@ -69,14 +69,27 @@ export async function buildAuthApp (options: AuthAppOptions): Promise<FastifyIns
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: 16 * 1024 })
   app.addHook('onClose', async () => { await store.close() })
 
-  function grantsFor (user: User): { roles: string[], permissions: string[] } {
-    const roles = new Set(user.roles)
-    const permissions = new Set<string>()
-    if (config.adminEmails.has(user.email)) {
-      roles.add('admin')
-      permissions.add('posts:moderate')
+  // The admin accounts exist before the service answers anyone: their addresses can then
+  // only be registered as duplicates (409). The role is the stored account's, never the
+  // address's, so an account someone registered before its address was listed stays a user.
+  app.addHook('onReady', async () => {
+    if (config.adminPassword === undefined) return
+    for (const email of config.adminEmails) {
+      const admin: User = { id: randomUUID(), email, passwordHash: await hashPassword(config.adminPassword), roles: ['user', 'admin'], createdAt: now() }
+      if (await store.createUser(admin)) {
+        app.log.info({ email }, 'admin account created')
+        continue
+      }
+      const existing = await store.userByEmail(email)
+      if (existing !== null && !existing.roles.includes('admin')) {
+        app.log.warn({ email }, 'an account with this ADMIN_EMAILS address already exists without the admin role (anyone may have registered it): not made an admin')
+      }
     }
-    return { roles: [...roles], permissions: [...permissions] }
+  })
+
+  function grantsFor (user: User): { roles: string[], permissions: string[] } {
+    const permissions = user.roles.includes('admin') ? ['posts:moderate'] : []
+    return { roles: [...user.roles], permissions }
   }
 
   async function issueTokens (user: User, sessionId: string): Promise<{ accessToken: string, refreshToken: string, tokenType: 'Bearer', expiresIn: number, hash: string }> {

@@ -8,8 +8,13 @@ export interface AuthConfig {
   refreshTokenTtl: number
   issuer: string
   audience: string
-  /** Lower-cased e-mail addresses that get the `admin` role and `posts:moderate` (env ADMIN_EMAILS, comma-separated). */
+  /**
+   * Lower-cased e-mail addresses of the admin accounts (env ADMIN_EMAILS, comma-separated),
+   * created at startup with `adminPassword` so that nobody can claim one by registering it.
+   */
   adminEmails: ReadonlySet<string>
+  /** The initial password of the admin accounts (env ADMIN_PASSWORD); required with ADMIN_EMAILS. */
+  adminPassword: string | undefined
   /** PEM file holding the RSA private key (env PRIVATE_KEY_FILE); a key is generated at startup when absent. */
   privateKeyFile: string | undefined
   /** JSON file persisting the embedded store (env DATA_FILE); memory only when absent. */
@@ -49,6 +54,12 @@ export function resolveConfig (env: NodeJS.ProcessEnv = process.env): AuthConfig
   }
   const databaseSchema = blankToUndefined(env.DATABASE_SCHEMA) ?? 'public'
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(databaseSchema)) throw new Error('DATABASE_SCHEMA must be a lower-case SQL identifier')
+  const adminEmails = new Set((env.ADMIN_EMAILS ?? '').split(',').map((email) => email.trim().toLowerCase()).filter((email) => email !== ''))
+  const adminPassword = env.ADMIN_PASSWORD === undefined || env.ADMIN_PASSWORD === '' ? undefined : env.ADMIN_PASSWORD
+  if (adminEmails.size > 0 && adminPassword === undefined) {
+    throw new Error('ADMIN_EMAILS needs ADMIN_PASSWORD: the admin accounts are created at startup with it, so that nobody can claim one by registering its address')
+  }
+  if (adminPassword !== undefined && [...adminPassword].length < 8) throw new Error('ADMIN_PASSWORD must be at least 8 characters')
   return Object.freeze({
     host: blankToUndefined(env.HOST) ?? '127.0.0.1',
     port: parsePort(env.PORT, 3001),
@@ -56,7 +67,8 @@ export function resolveConfig (env: NodeJS.ProcessEnv = process.env): AuthConfig
     refreshTokenTtl: parseSeconds(blankToUndefined(env.REFRESH_TOKEN_TTL) ?? '7d', 'REFRESH_TOKEN_TTL'),
     issuer: blankToUndefined(env.TOKEN_ISSUER) ?? 'example-auth',
     audience: blankToUndefined(env.TOKEN_AUDIENCE) ?? 'example-api',
-    adminEmails: new Set((env.ADMIN_EMAILS ?? '').split(',').map((email) => email.trim().toLowerCase()).filter((email) => email !== '')),
+    adminEmails,
+    adminPassword,
     privateKeyFile: blankToUndefined(env.PRIVATE_KEY_FILE),
     dataFile: blankToUndefined(env.DATA_FILE),
     databaseUrl,

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { MemoryStore } from '../src/store/index.js'
-import { behaviour, call, start } from './helpers/suite.js'
+import { behaviour, call, decode, start } from './helpers/suite.js'
 
 t.test('the same behaviour over a DATA_FILE store', async (t) => {
   const dir = t.testdir()
@@ -27,6 +27,17 @@ t.test('users and sessions survive a restart; writes leave no temporary files', 
   t.equal((await call(second.url, '/api/auth/login', { body: { email: 'keep@example.test', password: 'correct horse' } })).status, 200)
   t.equal((await call(second.url, '/api/auth/refresh', { body: { refreshToken: login.body.refreshToken } })).status, 200)
   t.equal((await call(second.url, '/api/auth/register', { body: { email: 'keep@example.test', password: 'correct horse' } })).status, 409)
+})
+
+t.test('an account registered before its address was listed in ADMIN_EMAILS stays a user after the restart', async (t) => {
+  const file = join(t.testdir(), 'auth.json')
+  const before = await start(t, new MemoryStore(file))
+  t.equal((await call(before.url, '/api/auth/register', { body: { email: 'early@example.test', password: 'correct horse' } })).status, 201)
+  await before.close()
+  const after = await start(t, new MemoryStore(file), ['early@example.test'])
+  const login = await call(after.url, '/api/auth/login', { body: { email: 'early@example.test', password: 'correct horse' } })
+  t.equal(login.status, 200)
+  t.match(decode(login.body.accessToken).payload, { roles: ['user'], permissions: [] })
 })
 
 t.test('a corrupt data file stops startup instead of starting empty', async (t) => {

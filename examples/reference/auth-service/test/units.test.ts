@@ -13,9 +13,12 @@ t.test('durations in seconds', async (t) => {
 t.test('configuration from the environment', async (t) => {
   const defaults = resolveConfig({})
   t.match(defaults, { port: 3001, accessTokenTtl: 900, issuer: 'example-auth', audience: 'example-api', databaseUrl: undefined, databaseSchema: 'public' })
-  const custom = resolveConfig({ PORT: '0', ADMIN_EMAILS: ' Admin@Example.com ,x@y.z', ACCESS_TOKEN_TTL: '60', DATABASE_URL: 'postgres://u@h/db' })
+  const custom = resolveConfig({ PORT: '0', ADMIN_EMAILS: ' Admin@Example.com ,x@y.z', ADMIN_PASSWORD: 'long enough', ACCESS_TOKEN_TTL: '60', DATABASE_URL: 'postgres://u@h/db' })
   t.equal(custom.port, 0)
   t.same([...custom.adminEmails], ['admin@example.com', 'x@y.z'])
+  t.equal(custom.adminPassword, 'long enough')
+  t.throws(() => resolveConfig({ ADMIN_EMAILS: 'admin@example.com' }), /ADMIN_EMAILS needs ADMIN_PASSWORD/)
+  t.throws(() => resolveConfig({ ADMIN_EMAILS: 'admin@example.com', ADMIN_PASSWORD: 'short' }), /at least 8/)
   t.equal(custom.accessTokenTtl, 60)
   t.throws(() => resolveConfig({ DATABASE_URL: 'mysql://h/db' }), /DATABASE_URL/)
   t.throws(() => resolveConfig({ PORT: '70000' }), /PORT/)

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { entries, missingBuilds, referenceDir } from './layout.js'
 import { Supervisor } from './supervisor.js'
 import { walkthrough, type Urls } from './walkthrough.js'
@@ -33,6 +34,9 @@ const urls: Urls = {
   resumes: `tcp://${host}:${ports.resumes}`
 }
 const adminEmail = process.env.ADMIN_EMAILS?.split(',')[0]?.trim() || 'admin@example.com'
+// The admin account is created by the auth service at startup: a fresh password each start
+// (printed below) unless ADMIN_PASSWORD is set, so nobody can claim the address by registering it.
+const adminPassword = process.env.ADMIN_PASSWORD || randomBytes(12).toString('base64url')
 const redisUrl = process.env.REDIS_URL?.trim() || undefined
 
 const problems = missingBuilds(!servicesOnly)
@@ -45,7 +49,7 @@ if (problems.length > 0) {
 // Services log warnings only, so the walkthrough stays readable; the gateway logs each request.
 const serviceEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, HOST: host, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...extra })
 const supervisor = new Supervisor()
-supervisor.start({ name: 'auth', args: [entries.auth], env: serviceEnv({ PORT: String(ports.auth), ADMIN_EMAILS: process.env.ADMIN_EMAILS ?? adminEmail }), readyUrl: `${urls.auth}/health` })
+supervisor.start({ name: 'auth', args: [entries.auth], env: serviceEnv({ PORT: String(ports.auth), ADMIN_EMAILS: process.env.ADMIN_EMAILS ?? adminEmail, ADMIN_PASSWORD: adminPassword }), readyUrl: `${urls.auth}/health` })
 supervisor.start({ name: 'posts-a', args: [entries.posts], env: serviceEnv({ PORT: String(ports.postsA), INSTANCE_ID: 'posts-a' }), readyUrl: `${urls.postsA}/health` })
 supervisor.start({ name: 'posts-b', args: [entries.posts], env: serviceEnv({ PORT: String(ports.postsB), INSTANCE_ID: 'posts-b' }), readyUrl: `${urls.postsB}/health` })
 supervisor.start({ name: 'chat', args: [entries.chat], env: serviceEnv({ PORT: String(ports.chat) }), readyUrl: `${urls.chat}/health` })
@@ -98,7 +102,7 @@ try {
 if (servicesOnly) {
   console.log(`\nServices ready (no gateway): auth ${urls.auth}, posts ${urls.postsA} and ${urls.postsB}, chat ${urls.chat}, resumes ${urls.resumes} (NestJS, TCP). Ctrl-C stops them.`)
 } else {
-  console.log(walkthrough(urls, adminEmail))
+  console.log(walkthrough(urls, { email: adminEmail, password: adminPassword }))
   if (redisUrl !== undefined) console.log(`Rate limits are shared through Redis at ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}.`)
 }
 console.log('READY')

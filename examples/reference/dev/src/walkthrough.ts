@@ -1,7 +1,7 @@
 export interface Urls { gateway: string, auth: string, postsA: string, postsB: string, chat: string, resumes: string }
 
 /** The copy-paste curl tour printed once everything is ready. */
-export function walkthrough (urls: Urls, adminEmail: string): string {
+export function walkthrough (urls: Urls, admin: { email: string, password: string }): string {
   const json = (field: string): string => `node -pe 'JSON.parse(require("fs").readFileSync(0)).${field}'`
   return `
 Tollgate reference deployment is ready.
@@ -34,6 +34,6 @@ Try it (bash; /api/auth allows 10 requests a minute per IP):
   curl -s -o /dev/null -w '%{http_code}\\n' -X POST $G/api/auth/logout -H 'content-type: application/json' -d "{\\"refreshToken\\":\\"$NEW\\"}"    # 204
   curl -s -X POST $G/api/auth/refresh -H 'content-type: application/json' -d "{\\"refreshToken\\":\\"$NEW\\"}"                             # 401: logged out
 
-Register ${adminEmail} to get the admin role (GET $G/api/admin/posts). Ctrl-C stops everything.
+The admin account (GET $G/api/admin/posts) is ${admin.email}, password ${admin.password}. Ctrl-C stops everything.
 `
 }

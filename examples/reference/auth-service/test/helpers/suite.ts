@@ -8,6 +8,7 @@ import type { Store } from '../../src/store/index.js'
 type Loose = any
 
 export const key = generateSigningKey()
+export const ADMIN_PASSWORD = 'admin password'
 
 export interface Running {
   url: string
@@ -20,7 +21,7 @@ export async function start (t: Test, store: Store, adminEmails: string[] = []):
   await store.init()
   const clock = { now: Date.now() }
   const app = await buildAuthApp({
-    config: { accessTokenTtl: 900, refreshTokenTtl: 7 * 86400, issuer: 'example-auth', audience: 'example-api', adminEmails: new Set(adminEmails) },
+    config: { accessTokenTtl: 900, refreshTokenTtl: 7 * 86400, issuer: 'example-auth', audience: 'example-api', adminEmails: new Set(adminEmails), adminPassword: ADMIN_PASSWORD },
     store,
     key,
     now: () => clock.now
@@ -105,13 +106,18 @@ export function behaviour (t: Test, makeStore: () => Store): void {
     t.ok(verify('sha256', Buffer.from(`${h}.${p}`), createPublicKey({ key: jwk, format: 'jwk' }), Buffer.from(s, 'base64url')))
   })
 
-  t.test('admin e-mails get the admin role and the moderation permission', async (t) => {
+  t.test('admin accounts exist from startup with ADMIN_PASSWORD: their addresses cannot be claimed by registering', async (t) => {
     const admin = email()
     const { url } = await start(t, makeStore(), [admin])
-    await call(url, '/api/auth/register', { body: { email: admin, password: 'correct horse' } })
-    const login = await call(url, '/api/auth/login', { body: { email: admin, password: 'correct horse' } })
+    const claim = await call(url, '/api/auth/register', { body: { email: admin.toUpperCase(), password: 'attacker chosen' } })
+    t.equal(claim.status, 409, 'the address is taken before anyone can register it')
+    const attacker = await call(url, '/api/auth/login', { body: { email: admin, password: 'attacker chosen' } })
+    t.equal(attacker.status, 401)
+    const login = await call(url, '/api/auth/login', { body: { email: admin, password: ADMIN_PASSWORD } })
+    t.equal(login.status, 200)
     t.match(decode(login.body.accessToken).payload, { roles: ['user', 'admin'], permissions: ['posts:moderate'] })
   })
+
 
   t.test('validate-token answers 200 with identity headers for a current token and 401 otherwise', async (t) => {
     const { url, clock } = await start(t, makeStore())
