@@ -51,6 +51,14 @@ export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly stri
   }
   const listener = (raw: UpgradeRequest, socket: Duplex, head: Buffer): void => {
     if (server.listenerCount('upgrade') > 1 && !owns(raw.url ?? '')) return
+    if (!isWebSocketUpgrade(raw)) {
+      // Node stops parsing at any `Upgrade` header once an upgrade listener exists, so an
+      // h2c upgrade (`curl --http2`) or a POST asking to upgrade would lose its body here.
+      // A server may ignore an Upgrade it does not support (RFC 9110, 7.8): the request goes
+      // back to the HTTP parser without it and is answered as the plain request it is.
+      replayWithoutUpgrade(server, raw, socket, head)
+      return
+    }
     raw[kSocket] = socket
     raw[kHead] = head
     socket.on('error', () => { socket.destroy() })
@@ -62,6 +70,39 @@ export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly stri
   }
   server[kListener] = listener
   server.on('upgrade', listener)
+}
+
+/** A `GET` asking for the `websocket` protocol: the only upgrade the gateway tunnels. */
+function isWebSocketUpgrade (raw: IncomingMessage): boolean {
+  if (raw.method !== 'GET') return false
+  const upgrade = raw.headers.upgrade
+  return upgrade !== undefined && upgrade.split(',').some((protocol) => protocol.trim().toLowerCase() === 'websocket')
+}
+
+/** Headers that make Node's parser hand a request to the `upgrade` listeners. */
+const UPGRADE_ONLY_HEADERS = new Set(['upgrade', 'http2-settings'])
+
+/**
+ * Hands `socket` back to the HTTP server as a new connection whose first bytes are `raw`'s
+ * head without its upgrade headers, then the body bytes already read (`head`): the server
+ * parses the request again, body and keep-alive included, as if no upgrade had been asked.
+ */
+function replayWithoutUpgrade (server: FastifyInstance['server'], raw: IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${raw.method!} ${raw.url!} HTTP/${raw.httpVersion}\r\n`
+  const names = raw.rawHeaders
+  for (let i = 0; i < names.length; i += 2) {
+    const name = names[i]!.toLowerCase()
+    if (UPGRADE_ONLY_HEADERS.has(name)) continue
+    let value = names[i + 1]!
+    if (name === 'connection') {
+      value = value.split(',').map((token) => token.trim()).filter((token) => token !== '' && !UPGRADE_ONLY_HEADERS.has(token.toLowerCase())).join(', ')
+      if (value === '') continue
+    }
+    text += `${names[i]!}: ${value}\r\n`
+  }
+  socket.unshift(Buffer.concat([Buffer.from(text + '\r\n', 'latin1'), head]))
+  // The HTTP layer of an HTTPS server listens for decrypted connections on `secureConnection`.
+  server.emit((socket as Socket & { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection', socket)
 }
 
 /** Proxies a WebSocket upgrade; the client gets 101 only after the upstream sent its own. */
