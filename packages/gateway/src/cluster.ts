@@ -3,9 +3,10 @@ import type { Manifest } from './manifest/types.js'
 
 /**
  * Runs `server.workers` copies of the gateway on one port with node:cluster. The
- * primary only supervises: it restarts a worker that dies unexpectedly, forwards
- * SIGTERM/SIGINT to every worker (each drains its in-flight requests within
- * shutdownGrace), and resolves with 0 once all have exited cleanly.
+ * primary only supervises: it restarts a worker that dies unexpectedly, tells every
+ * worker to shut down on SIGTERM/SIGINT (each drains its in-flight requests within
+ * shutdownGrace; a second SIGINT cuts the drain short), and resolves with 0 once all
+ * have exited cleanly.
  */
 export async function superviseWorkers (manifest: Manifest, log: (message: string) => void): Promise<number> {
   const count = manifest.server?.workers ?? 1
@@ -48,10 +49,23 @@ export async function superviseWorkers (manifest: Manifest, log: (message: strin
       }
       if (stopping && Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
     })
+    // Workers are told over IPC, not sent the signal: Ctrl-C already signals every process
+    // of the group, and a forwarded SIGINT would be each worker's second, its "stop now".
+    const tell = (command: 'shutdown' | 'force'): void => {
+      for (const worker of Object.values(cluster.workers ?? {})) {
+        if (worker === undefined) continue
+        if (worker.isConnected()) worker.send({ tollgate: command })
+        else worker.process.kill(command === 'force' ? 'SIGKILL' : 'SIGTERM')
+      }
+    }
     const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) return
+      if (stopping) {
+        // A second Ctrl-C (or SIGINT sent to the primary alone) cuts the drain short.
+        if (signal === 'SIGINT') tell('force')
+        return
+      }
       stopping = true
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+      tell('shutdown')
       if (Object.keys(cluster.workers ?? {}).length === 0) resolve(failed ? 1 : 0)
     }
     // `on`, not `once`: a second signal while the workers drain must not kill the primary.

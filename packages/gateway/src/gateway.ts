@@ -131,7 +131,9 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     requestTimeout,
     http: nodeServerOptions,
     keepAliveTimeout: parseDuration(server.keepAliveTimeout ?? SERVER_DEFAULTS.keepAliveTimeout, 'server.keepAliveTimeout'),
-    return503OnClosing: true,
+    // While draining, a request on an open connection is answered (with Connection: close,
+    // which Fastify adds) rather than refused with Fastify's bare 503.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     // Before routing: `/api/%70osts` is `/api/posts` (RFC 3986), matched and sent as such.
     rewriteUrl: (request) => decodeUnreserved(request.url ?? '/'),

@@ -8,6 +8,9 @@ import type { Manifest } from './manifest/types.js'
  * accepting, lets in-flight requests finish within `server.shutdownGrace`, and
  * resolves. Connections still open after the grace period are cut.
  */
+/** How often idle keep-alive connections are closed while the gateway drains (ms). */
+const IDLE_SWEEP_MS = 100
+
 export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest): Promise<void> {
   const server = manifest.server ?? {}
   const grace = parseDuration(server.shutdownGrace ?? SERVER_DEFAULTS.shutdownGrace, 'server.shutdownGrace')
@@ -27,31 +30,41 @@ export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest
 
   await new Promise<void>((resolve) => {
     let stopping = false
+    // SIGINTs seen: the second is Ctrl-C twice, "stop now". Counted apart from the shutdown
+    // itself, since a cluster worker may hear of one Ctrl-C from its primary first.
+    let interrupts = 0
+    const forceClose = (why: string): void => {
+      app.log.warn(`${why}: closing the remaining connections now`)
+      app.server.closeAllConnections()
+    }
     const stop = (signal: NodeJS.Signals): void => {
+      if (signal === 'SIGINT') interrupts++
       if (stopping) {
         // Ctrl-C twice is the usual "stop now"; a repeated SIGTERM (a supervisor's) changes nothing.
-        if (signal === 'SIGINT') {
-          app.log.warn('second SIGINT: closing the remaining connections now')
-          app.server.closeAllConnections()
-        } else {
-          app.log.info({ signal }, 'already shutting down')
-        }
+        if (signal === 'SIGINT' && interrupts >= 2) forceClose('second SIGINT')
+        else app.log.info({ signal }, 'already shutting down')
         return
       }
       stopping = true
       app.log.info({ signal, graceMs: grace }, 'shutting down: no new connections, finishing in-flight requests')
-      const deadline = setTimeout(() => {
-        app.log.warn('shutdown grace period over: closing the remaining connections')
-        app.server.closeAllConnections()
-      }, grace)
+      const deadline = setTimeout(() => { forceClose('shutdown grace period over') }, grace)
       deadline.unref()
+      // An answer in flight at the signal leaves its keep-alive connection open and idle once
+      // sent, and server.close() waits for every connection: close idle ones as they appear.
+      // (Requests arriving on open connections meanwhile are answered with Connection: close.)
+      const sweep = setInterval(() => { app.server.closeIdleConnections() }, IDLE_SWEEP_MS)
+      sweep.unref()
       const done = (): void => {
+        clearTimeout(deadline)
+        clearInterval(sweep)
         process.removeListener('SIGTERM', stop)
         process.removeListener('SIGINT', stop)
-        resolve()
+        process.removeListener('message', onMessage)
+        // One more turn: requests cut at the deadline get their log line and count from the
+        // close events that follow the server's own.
+        setImmediate(resolve)
       }
       app.close().then(() => {
-        clearTimeout(deadline)
         app.log.info('gateway stopped')
         done()
       }, (error: unknown) => {
@@ -59,8 +72,16 @@ export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest
         done()
       })
     }
+    // A cluster worker is told by the primary over IPC, not by a signal: Ctrl-C signals the
+    // whole process group, and a forwarded copy would count as a second Ctrl-C.
+    const onMessage = (message: unknown): void => {
+      const command = (message as { tollgate?: unknown } | null)?.tollgate
+      if (command === 'shutdown') stop('SIGTERM')
+      else if (command === 'force' && stopping) forceClose('the primary asked')
+    }
     // `on`, not `once`: a second signal during the drain would otherwise kill the process.
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    process.on('message', onMessage)
   })
 }

@@ -24,6 +24,14 @@ export interface TollgateMetricsDecorator {
    * sees (Fastify's `frameworkErrors`): call it once the reply is sent.
    */
   recordUnrouted: (request: FastifyRequest, reply: FastifyReply) => void
+  /**
+   * Counts and logs a request whose reply was hijacked and never finishes its response (a
+   * WebSocket tunnel: @tollgate/proxy calls it when the tunnel closes), which no onResponse
+   * hook sees. Status `reply.statusCode`, duration `reply.elapsedTime` (from the request's
+   * start until this call); with `aborted`, status 499 and `aborted: true`, as for a client
+   * that went away. A request already logged (a second call included) is not logged again.
+   */
+  recordHijacked: (request: FastifyRequest, reply: FastifyReply, aborted?: boolean) => void
 }
 
 /** Per-route state, computed once per route (in `onRoute`, or on its first request). */
@@ -160,9 +168,11 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     // A request whose client goes away before the answer never finishes its response, so
     // onResponse never runs for it: its one line (status 499, `aborted: true`) and its count
     // are made here, with the reply the onRequest hook above kept (a declared slot: one store).
+    // `destroyed`: an answer ended on a connection already cut (the gateway's shutdown deadline
+    // cuts every connection) counts as finished to Node, yet never emits 'finish'.
     fastify.addHook('onRequestAbort', (request, done) => {
       const reply = (request as RequestWithError)[kReply]
-      if (reply !== null && reply !== undefined && !reply.raw.writableFinished) {
+      if (reply !== null && reply !== undefined && (reply.raw.destroyed || !reply.raw.writableFinished)) {
         (request as RequestWithError)[kLogged] = true
         const state = stateOf(request)
         const milliseconds = reply.elapsedTime
@@ -256,6 +266,16 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
       unmatchedState.label ??= 'unmatched'
       count(unmatchedState, request.method, reply.statusCode, reply.elapsedTime)
       if (requestLogs) logRequest(request, unmatchedState, reply.statusCode, reply.elapsedTime, false)
+    },
+    recordHijacked: (request, reply, aborted = false) => {
+      const marked = request as RequestWithError
+      if (marked[kLogged] === true) return
+      marked[kLogged] = true
+      const state = stateOf(request)
+      const status = aborted ? CLIENT_CLOSED : reply.statusCode
+      const milliseconds = reply.elapsedTime
+      count(state, request.method, status, milliseconds)
+      if (requestLogs) logRequest(request, state, status, milliseconds, aborted)
     }
   }
   fastify.decorate('tollgateMetrics', decorator)
