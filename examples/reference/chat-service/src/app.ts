@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Server } from 'socket.io'
 import { httpError, userIdFrom } from './identity.js'
+import { ID_MAX_LENGTH, onRouterError, STRICT_BODIES, text } from './input.js'
 import { Meetings, type Meeting } from './meetings.js'
 import { attachRealtime, endMeeting } from './realtime.js'
 
@@ -32,7 +33,7 @@ const meetingSchema = {
 
 const title = { type: 'string', minLength: 1, maxLength: 200 } as const
 const maxParticipants = { type: 'integer', minimum: 2, maximum: MAX_PARTICIPANTS_LIMIT } as const
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 64 } } } as const
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: ID_MAX_LENGTH } } } as const
 
 interface IdParams { id: string }
 interface MeetingInput { title: string, maxParticipants?: number }
@@ -45,7 +46,13 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
     throw new Error(`defaultMaxParticipants must be an integer from 2 to ${MAX_PARTICIPANTS_LIMIT}`)
   }
   const meetings = new Meetings()
-  const app = Fastify({ logger: options.logger ?? false })
+  const app = Fastify({
+    logger: options.logger ?? false,
+    ajv: STRICT_BODIES,
+    // The router measures the decoded id as the schema does: a longer one is the same 400 at any length.
+    routerOptions: { maxParamLength: ID_MAX_LENGTH },
+    frameworkErrors: onRouterError
+  })
   const io = attachRealtime(app.server, meetings, app.log)
   app.decorate('io', io)
   // Upgraded sockets would keep the HTTP server from closing: end them first.
@@ -84,7 +91,7 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
     }
   }, async (request, reply) => {
     const ownerId = requireUser(request.headers)
-    const meeting = meetings.create({ title: request.body.title, ownerId, maxParticipants: request.body.maxParticipants ?? defaultMax })
+    const meeting = meetings.create({ title: text('title', request.body.title), ownerId, maxParticipants: request.body.maxParticipants ?? defaultMax })
     return await reply.code(201).header('location', `/api/meetings/${meeting.id}`).send(view(meeting))
   })
 
@@ -96,8 +103,9 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
     }
   }, async (request) => {
     const meeting = owned(request.params.id, requireUser(request.headers))
+    const title = request.body.title === undefined ? undefined : text('title', request.body.title)
     // Lowering the cap never ejects anyone; it only stops new participants.
-    if (request.body.title !== undefined) meeting.title = request.body.title
+    if (title !== undefined) meeting.title = title
     if (request.body.maxParticipants !== undefined) meeting.maxParticipants = request.body.maxParticipants
     return view(meeting)
   })

@@ -195,3 +195,55 @@ t.test('a connection without x-user-id is refused', async (t) => {
   })
   t.ok(status >= 400 && status < 500, `refused with ${status}`)
 })
+
+t.test('meeting bodies are taken as sent: no type coercion, no unknown fields, no blank titles or control characters', async (t) => {
+  const base = await start(t)
+  const refused = async (body: unknown, message: string, method = 'POST', path = '/api/meetings'): Promise<void> => {
+    const answer = await call(base, path, { method, body, as: 'alice' })
+    t.equal(answer.status, 400, `${method} ${JSON.stringify(body)}`)
+    t.match(answer.body, { statusCode: 400, error: 'Bad Request', message })
+  }
+  await refused({ title: 5 }, 'body/title must be string')
+  await refused({ title: ['x'] }, 'body/title must be string')
+  await refused({ title: 'x', maxParticipants: '10' }, 'body/maxParticipants must be integer')
+  await refused({ title: 'x', ownerId: 'bob' }, 'body must NOT have additional properties')
+  await refused({ title: '   ' }, 'body/title must not be blank')
+  await refused({ title: '\u0000' }, 'body/title must not contain control characters')
+  await refused({ title: 'stand\u001b[2Jup' }, 'body/title must not contain control characters')
+  t.same((await call(base, '/api/meetings')).body, [], 'nothing was created')
+
+  const created = await call(base, '/api/meetings', { body: { title: '  standup  ', maxParticipants: 4 }, as: 'alice' })
+  t.equal(created.status, 201)
+  t.match(created.body, { title: 'standup', maxParticipants: 4 }, 'stored trimmed, as the resumes service stores its titles')
+  const path = `/api/meetings/${created.body.id as string}`
+  await refused({ title: '\t' }, 'body/title must not contain control characters', 'PATCH', path)
+  await refused({ title: ' ', maxParticipants: 3 }, 'body/title must not be blank', 'PATCH', path)
+  await refused({ maxParticipants: true }, 'body/maxParticipants must be integer', 'PATCH', path)
+  await refused({ maxParticipants: 3, owner: 'bob' }, 'body must NOT have additional properties', 'PATCH', path)
+  t.match((await call(base, path)).body, { title: 'standup', maxParticipants: 4 }, 'a refused change changes nothing')
+  t.match((await call(base, path, { method: 'PATCH', body: { title: ' daily ' }, as: 'alice' })).body, { title: 'daily', maxParticipants: 4 })
+})
+
+t.test('an over-long meeting id is the same 400 at any length, in Fastify\'s shape, without the URL', async (t) => {
+  const base = await start(t)
+  const expected = { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message: 'params/id must NOT have more than 64 characters' }
+  for (const length of [65, 100, 101, 500, 5000]) {
+    const id = 'a'.repeat(length)
+    for (const [method, body] of [['GET', undefined], ['PATCH', { title: 'x' }], ['DELETE', undefined]] as const) {
+      const response = await fetch(`${base}/api/meetings/${id}?token=secret`, {
+        method,
+        headers: { 'x-user-id': 'alice', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body)
+      })
+      const text = await response.text()
+      t.equal(response.status, 400, `${method} ${length} characters`)
+      t.match(response.headers.get('content-type'), /^application\/json/)
+      t.same(JSON.parse(text), expected)
+      t.notOk(text.includes('aaaa') || text.includes('secret'), 'the URL is not echoed')
+    }
+  }
+  const malformed = await fetch(`${base}/api/meetings/%E0%A4%A?token=secret`)
+  t.equal(malformed.status, 400)
+  t.same(await malformed.json(), { statusCode: 400, code: 'FST_ERR_BAD_URL', error: 'Bad Request', message: 'malformed URL: a percent-encoding does not decode' })
+  t.equal((await call(base, `/api/meetings/${'a'.repeat(64)}`)).status, 404, '64 characters are an id, just not a known one')
+})

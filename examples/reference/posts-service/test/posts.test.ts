@@ -59,9 +59,9 @@ t.test('writes need x-user-id; the author falls back to the id', async (t) => {
   t.equal((await call(base, '/api/posts', { body: { title: 'anonymous' } })).status, 401)
   t.equal((await call(base, '/api/posts', { body: { title: '' }, as: bob })).status, 400)
   const extra = await call(base, '/api/posts', { body: { title: 'x', ownerId: 'user-alice', internalScore: 99 }, as: bob })
-  t.equal(extra.status, 201, 'unknown fields are dropped (Fastify removes additional properties)')
-  const stored = (await call(base, '/admin/posts', { as: admin })).body.find((p: { id: string }) => p.id === extra.body.id)
-  t.match(stored, { ownerId: 'user-bob', internalScore: 0 }, 'a client cannot set internal fields')
+  t.equal(extra.status, 400, 'unknown fields are refused, not silently dropped')
+  t.equal(extra.body.message, 'body must NOT have additional properties')
+  t.same((await call(base, '/admin/posts', { as: admin })).body, [], 'a client cannot set internal fields')
   const created = await call(base, '/api/posts', { body: { title: 'By Bob' }, as: bob })
   t.equal(created.body.author, 'user-bob')
   t.equal(created.body.body, '')
@@ -138,4 +138,81 @@ t.test('duplicated or insane identity headers count as absent', async (t) => {
   })
   t.equal(response.status, 401)
   t.equal((await call(base, '/api/posts', { body: { title: 't' }, as: { id: 'has space' } })).status, 401)
+})
+
+t.test('bodies are taken as sent: no type coercion, no unknown fields, no blank titles or control characters', async (t) => {
+  const base = await start(t)
+  const refused = async (body: unknown, message: string, method = 'POST', path = '/api/posts'): Promise<void> => {
+    const answer = await call(base, path, { method, body, as: alice })
+    t.equal(answer.status, 400, `${method} ${JSON.stringify(body)}`)
+    t.match(answer.body, { statusCode: 400, error: 'Bad Request', message })
+  }
+  await refused({ title: 5 }, 'body/title must be string')
+  await refused({ title: ['x'] }, 'body/title must be string')
+  await refused({ title: 'x', body: 5 }, 'body/body must be string')
+  await refused({ title: null }, 'body/title must be string')
+  await refused({ title: 'x', extra: true }, 'body must NOT have additional properties')
+  await refused({ title: '   ' }, 'body/title must not be blank')
+  await refused({ title: '\u0000' }, 'body/title must not contain control characters')
+  await refused({ title: 'ring\u0007' }, 'body/title must not contain control characters')
+  await refused({ title: '\u001b[2Jcleared' }, 'body/title must not contain control characters')
+  await refused({ title: 'two\nlines' }, 'body/title must not contain control characters')
+  await refused(['x'], 'body must be object')
+  t.same((await call(base, '/admin/posts', { as: admin })).body, [], 'nothing was stored')
+
+  const created = await call(base, '/api/posts', { body: { title: '  Trimmed  ', body: 'line one\nline two' }, as: alice })
+  t.equal(created.status, 201)
+  t.equal(created.body.title, 'Trimmed', 'stored trimmed, as the resumes service stores its titles')
+  t.equal(created.body.body, 'line one\nline two', 'a body may have line breaks')
+  const path = `/api/posts/${created.body.id as string}`
+  await refused({ title: ' ' }, 'body/title must not be blank', 'PATCH', path)
+  await refused({ title: 'x', body: 'y', ownerId: 'user-bob' }, 'body must NOT have additional properties', 'PUT', path)
+  await refused({ title: '\t', body: 'y' }, 'body/title must not contain control characters', 'PUT', path)
+  await refused({ body: 5 }, 'body/body must be string', 'PATCH', path)
+  await refused({ action: 'hide', note: 1 }, 'body/note must be string', 'POST', `/admin/posts/${created.body.id as string}/moderate`)
+  t.match((await call(base, path, { method: 'PATCH', body: { title: ' Renamed ' }, as: alice })).body, { title: 'Renamed', body: 'line one\nline two' })
+  t.match((await call(base, path)).body, { title: 'Renamed' })
+})
+
+t.test('query strings are still read as numbers where the schema says integer', async (t) => {
+  const base = await start(t)
+  for (let i = 0; i < 3; i++) await call(base, '/api/posts', { body: { title: `post ${i}` }, as: alice })
+  const all = (await call(base, '/api/posts')).body
+  t.equal(all.length, 3)
+  t.same((await call(base, '/api/posts?limit=1&offset=2')).body, all.slice(2, 3))
+  t.match(await call(base, '/api/posts?limit=abc'), { status: 400, body: { message: 'querystring/limit must be integer' } })
+  t.match(await call(base, '/api/posts?limit=1.5'), { status: 400, body: { message: 'querystring/limit must be integer' } })
+  t.match(await call(base, '/api/posts?limit=1&limit=2'), { status: 400, body: { message: 'querystring/limit must be integer' } })
+  t.match(await call(base, '/api/posts?offset=-1'), { status: 400, body: { message: 'querystring/offset must be >= 0' } })
+  t.equal((await call(base, '/admin/posts?limit=2', { as: admin })).body.length, 2)
+})
+
+t.test('an over-long id is the same 400 at any length, in Fastify\'s shape, without the URL', async (t) => {
+  const base = await start(t)
+  const expected = { statusCode: 400, code: 'FST_ERR_VALIDATION', error: 'Bad Request', message: 'params/id must NOT have more than 64 characters' }
+  for (const length of [65, 100, 101, 500, 5000]) {
+    const id = 'a'.repeat(length)
+    for (const [method, path, body] of [
+      ['GET', `/api/posts/${id}?token=secret`, undefined],
+      ['PATCH', `/api/posts/${id}`, { title: 'x' }],
+      ['DELETE', `/api/posts/${id}`, undefined],
+      ['POST', `/admin/posts/${id}/moderate`, { action: 'hide' }]
+    ] as const) {
+      const response = await fetch(base + path, {
+        method,
+        headers: { 'x-user-id': 'user-admin', 'x-user-roles': 'admin', ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body)
+      })
+      const text = await response.text()
+      t.equal(response.status, 400, `${method} ${length} characters`)
+      t.match(response.headers.get('content-type'), /^application\/json/)
+      t.same(JSON.parse(text), expected)
+      t.notOk(text.includes('aaaa') || text.includes('secret'), 'the URL is not echoed')
+      t.equal(response.headers.get('x-served-by'), 'posts-test')
+    }
+  }
+  const malformed = await fetch(`${base}/api/posts/%E0%A4%A?token=secret`)
+  t.equal(malformed.status, 400)
+  t.same(await malformed.json(), { statusCode: 400, code: 'FST_ERR_BAD_URL', error: 'Bad Request', message: 'malformed URL: a percent-encoding does not decode' })
+  t.equal((await call(base, `/api/posts/${'a'.repeat(64)}`)).status, 404, '64 characters are an id, just not a known one')
 })
