@@ -20,10 +20,13 @@ export async function superviseWorkers (manifest: Manifest, log: (message: strin
   const fork = (): Worker => cluster.fork({ TOLLGATE_WORKER: '1' })
   for (let i = 0; i < count; i++) fork()
   log(`started ${count} workers`)
-  // Workers that got as far as listening: one that dies before (a port in use, a host that
-  // does not resolve) would only die again, so it stops the gateway at once.
+  // Workers that got as far as serving (every listener up, said over IPC): one that dies
+  // before (a port in use, a host that does not resolve, a redirect port taken) would only
+  // die again, so it stops the gateway at once.
   const listened = new Set<number>()
-  cluster.on('listening', (worker) => { listened.add(worker.id) })
+  cluster.on('message', (worker, message: { tollgate?: unknown } | null) => {
+    if (message?.tollgate === 'ready') listened.add(worker.id)
+  })
 
   return await new Promise<number>((resolve) => {
     cluster.on('exit', (worker, code, signal) => {

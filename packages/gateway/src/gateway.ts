@@ -419,7 +419,8 @@ function addRedirectListener (app: FastifyInstance, host: string, port: number):
       })
     } catch (error) {
       const failure = new Error(`server.tls.redirectHttpPort: cannot listen on ${host}:${port} (${(error as NodeJS.ErrnoException).code ?? String(error)})`, { cause: error })
-      app.log.error({ err: failure }, 'the plain-HTTP redirect listener could not start')
+      // The message says it all; a refused start prints no stack trace (contract).
+      app.log.error(failure.message)
       redirect = undefined
       settle!.reject(failure)
       return

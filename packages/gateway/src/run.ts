@@ -27,6 +27,9 @@ export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest
     await app.close()
     throw error
   }
+  // A cluster worker is serving only now, every listener up: its primary counts it as started
+  // (a worker that fails before this would only fail again, so the primary stops instead).
+  process.send?.({ tollgate: 'ready' })
 
   await new Promise<void>((resolve) => {
     let stopping = false

@@ -2,7 +2,7 @@ import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
 import { echoUpstream, waitFor } from './helpers/upstream.js'
@@ -265,4 +265,30 @@ t.test('pnpm exec tollgate works from the repository root, as the contract says'
   const result = spawnSync('pnpm', ['exec', 'tollgate', 'validate', '--config', 'docs/manifest.example.yaml'], { cwd: root, encoding: 'utf8', timeout: 60_000 })
   t.equal(result.status, 0, result.stderr)
   t.match(result.stdout, /docs\/manifest\.example\.yaml: valid/)
+})
+
+t.test('server.workers with the TLS redirect port taken exits 1 at once, without restarting workers or printing a stack', async (t) => {
+  const { createServer } = await import('node:net')
+  const selfsigned = (await import('selfsigned')).default
+  const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { algorithm: 'sha256' })
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => taken.close(() => { resolve() })))
+  const port = (taken.address() as { port: number }).port
+  const file = manifestFile(`
+version: 1
+server: { host: 127.0.0.1, port: 0, workers: 2, tls: { cert: ./gateway.crt, key: ./gateway.key, redirectHttpPort: ${port} } }
+upstreams:
+  a: { targets: [http://127.0.0.1:3001] }
+routes:
+  - { prefix: /a, upstream: a, auth: false }
+`)
+  writeFileSync(join(dirname(file), 'gateway.crt'), pems.cert)
+  writeFileSync(join(dirname(file), 'gateway.key'), pems.private)
+  const result = tollgate(['start', '-c', file])
+  t.equal(result.status, 1)
+  t.match(result.stderr, new RegExp(`server\\.tls\\.redirectHttpPort: cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`))
+  t.match(result.stdout, /before it could listen: stopping/)
+  t.notMatch(result.stdout, /starting a new one/, 'no crash loop of restarts')
+  t.notMatch(result.stdout + result.stderr, /\n\s+at |"stack"/, 'no stack trace, printed or logged')
 })

@@ -7,6 +7,9 @@ import { join } from 'node:path'
 import selfsigned from 'selfsigned'
 import { Agent, request } from 'undici'
 import { createServer } from 'node:net'
+import { createPrivateKey } from 'node:crypto'
+import { manifestProblems } from '../src/manifest/validate.js'
+import type { Manifest } from '../src/manifest/types.js'
 import { createGateway, loadManifest, serveUntilSignal } from '../src/index.js'
 import { startGateway } from './helpers/hostile.js'
 import { echoUpstream, waitFor } from './helpers/upstream.js'
@@ -121,4 +124,24 @@ routes:
 `)
   const refused = await loadManifest(file).then(() => undefined, (error: unknown) => error as { problems?: string[] })
   t.same(refused?.problems, ['upstreams.plain.ca: cannot read ./missing.pem (ENOENT)', 'upstreams.plain.ca: only https targets use a CA, and this upstream has none'])
+})
+
+t.test('TLS files that do not read as a certificate and its key are named by their manifest path', async (t) => {
+  const first = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { algorithm: 'sha256' })
+  const second = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], { algorithm: 'sha256' })
+  const encrypted = createPrivateKey(first.private).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' })
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-tls-'))
+  const files = { 'a.crt': first.cert, 'a.key': first.private, 'b.key': second.private, 'encrypted.key': encrypted as string }
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
+  const problemsWith = (cert: string, key: string): string[] => manifestProblems({
+    version: 1,
+    server: { tls: { cert, key } },
+    upstreams: { echo: { targets: ['http://127.0.0.1:9'] } },
+    routes: [{ prefix: '/api', upstream: 'echo', auth: false }]
+  } as Manifest, dir)
+  t.same(problemsWith('./a.crt', './a.key'), [], 'a certificate and its own key pass')
+  t.same(problemsWith('./a.key', './a.key'), ['server.tls.cert: not a PEM certificate'], 'a key given as the certificate')
+  t.same(problemsWith('./a.crt', './a.crt'), ['server.tls.key: not a PEM private key'], 'a certificate given as the key')
+  t.same(problemsWith('./a.crt', './b.key'), ['server.tls.key: does not match server.tls.cert'], 'another certificate\'s key')
+  t.match(problemsWith('./a.crt', './encrypted.key'), [/^server\.tls\.key: the private key is encrypted/])
 })

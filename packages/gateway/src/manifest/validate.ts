@@ -1,4 +1,6 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { createSecureContext } from 'node:tls'
 import { isAbsolute, resolve } from 'node:path'
 import { Ajv, type ErrorObject } from 'ajv'
 import { manifestSchema } from './schema.js'
@@ -124,12 +126,44 @@ function checkTargetUrl (raw: string, path: string, problems: string[]): void {
   }
 }
 
-function readable (file: string, baseDir: string, path: string, problems: string[]): void {
+function readable (file: string, baseDir: string, path: string, problems: string[]): Buffer | undefined {
   try {
-    readFileSync(isAbsolute(file) ? file : resolve(baseDir, file))
+    return readFileSync(isAbsolute(file) ? file : resolve(baseDir, file))
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'unreadable'
     problems.push(`${path}: cannot read ${file} (${code})`)
+    return undefined
+  }
+}
+
+/**
+ * The TLS certificate and key read as the listener will: OpenSSL's own message ("PEM
+ * routines::no start line") names neither the file nor the manifest key, so each is
+ * checked on its own, then as a pair.
+ */
+function tlsProblems (cert: Buffer, key: Buffer, problems: string[]): void {
+  let certificateOk = true
+  try {
+    new X509Certificate(cert) // eslint-disable-line no-new -- parsing is the check
+  } catch {
+    certificateOk = false
+    problems.push('server.tls.cert: not a PEM certificate')
+  }
+  let keyOk = true
+  try {
+    createPrivateKey(key)
+  } catch (error) {
+    keyOk = false
+    const encrypted = /ENCRYPTED|bad decrypt|passphrase/i.test(`${key.toString('latin1', 0, 200)} ${(error as Error).message}`)
+    problems.push(encrypted
+      ? 'server.tls.key: the private key is encrypted; give the gateway an unencrypted key (file permissions protect it)'
+      : 'server.tls.key: not a PEM private key')
+  }
+  if (!certificateOk || !keyOk) return
+  try {
+    createSecureContext({ cert, key })
+  } catch {
+    problems.push('server.tls.key: does not match server.tls.cert')
   }
 }
 
@@ -238,8 +272,9 @@ function meaningProblems (manifest: Manifest, baseDir: string): string[] {
 
   const server = manifest.server
   if (server?.tls !== undefined) {
-    readable(server.tls.cert, baseDir, 'server.tls.cert', problems)
-    readable(server.tls.key, baseDir, 'server.tls.key', problems)
+    const cert = readable(server.tls.cert, baseDir, 'server.tls.cert', problems)
+    const key = readable(server.tls.key, baseDir, 'server.tls.key', problems)
+    if (cert !== undefined && key !== undefined) tlsProblems(cert, key, problems)
   }
   const endpoints: Array<{ at: string, path: string }> = []
   for (const key of ['docs', 'metrics', 'health'] as const) {
