@@ -199,6 +199,10 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   app.addHook('onRoute', (route) => {
     if (internalPaths.some((path) => route.url === path || route.url?.startsWith(`${path}/`) === true)) {
       route.config = { ...(route.config as object), auth: false, rateLimit: false, metrics: false }
+    } else if (route.method === 'OPTIONS' && route.url === '*') {
+      // @fastify/cors's catch-all preflight route: an answer of the gateway's own, like its
+      // endpoints, not counted under a `route="*"` of every path (logged at debug).
+      route.config = { ...(route.config as object), metrics: false }
     }
   })
 

@@ -200,6 +200,22 @@ t.test('security headers, CORS preflight and health endpoints', async (t) => {
   t.equal(upstream.seen.length, 0, 'the preflight was answered by the gateway')
 })
 
+t.test('a CORS preflight counts under its route; one to a gateway endpoint or no route is not counted as route="*"', async (t) => {
+  const upstream = await echoUpstream()
+  t.teardown(upstream.close)
+  const { base, logs } = await startGateway(t, publicManifest(upstream))
+  for (const path of ['/api/echo/x', '/healthz', '/no/such/route']) {
+    const preflight = await request(`${base}${path}`, { method: 'OPTIONS', headers: { origin: 'http://localhost:5173', 'access-control-request-method': 'GET' } })
+    t.equal(preflight.statusCode, 204, path)
+    await preflight.body.dump()
+  }
+  const scrape = await (await request(`${base}/metrics`)).body.text()
+  t.match(scrape, /tollgate_requests_total\{route="\/api\/echo",method="OPTIONS",status="204"\} 1/, 'the route\'s preflight, under its route')
+  t.notMatch(scrape, /route="\*"/, 'no catch-all label')
+  const preflightLines = logs.filter((line) => line.method === 'OPTIONS' && line.msg === 'request completed')
+  t.same(preflightLines.filter((line) => Number(line.level) >= 30).map((line) => line.url), ['/api/echo/x'], 'at info, only the route\'s (the gateway\'s own are at debug)')
+})
+
 t.test('readiness fails with the failing checks when an upstream has no healthy target', async (t) => {
   const port = await closedPort()
   const { base } = await startGateway(t, {
