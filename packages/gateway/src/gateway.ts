@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { isAbsolute, resolve } from 'node:path'
 import Fastify, * as fastifyModule from 'fastify'
@@ -33,6 +35,12 @@ const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
 /** Set upstream by the gateway itself: a client's `x_request_id` would sit beside the real one (CGI reads both as one). */
 const SET_BY_GATEWAY: ReadonlySet<string> = new Set(['x-request-id'])
+/** What the gateway says of a request Node refused before parsing it (see clientErrorHandler). */
+const CLIENT_ERROR_MESSAGES: Readonly<Record<number, string>> = {
+  400: 'malformed request',
+  408: 'the request was not received in time',
+  431: 'request headers too large'
+}
 /** The longest `:param` of a route pattern the router matches; a longer one gets 414. */
 const MAX_PARAM_LENGTH = 500
 
@@ -138,6 +146,19 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     // Before routing: `/api/%70osts` is `/api/posts` (RFC 3986), matched and sent as such.
     rewriteUrl: (request) => decodeUnreserved(request.url ?? '/'),
     routerOptions: { caseSensitive: true, ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: MAX_PARAM_LENGTH },
+    // What Node refuses before a request exists (headers too large, an unparsable request):
+    // Fastify's default answer is bare; the gateway's carries what its other refusals do.
+    clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket) {
+      if (error.code === 'ECONNRESET' || socket.destroyed) return
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+      const requestId = randomUUID()
+      const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message: CLIENT_ERROR_MESSAGES[status], requestId })
+      let head = `HTTP/1.1 ${status} ${STATUS_CODES[status]!}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\nx-request-id: ${requestId}\r\n`
+      for (const [name, value] of securityHeaders) head += `${name}: ${value}\r\n`
+      app.log.debug({ err: error, requestId }, 'malformed request refused before parsing')
+      if (socket.writable) socket.end(`${head}\r\n${body}`, () => { socket.destroy() })
+      else socket.destroy()
+    },
     frameworkErrors (error, request, reply) {
       // The router refuses a malformed URL before any hook runs, so this answer gets here
       // what the hooks give every other one. TRACE is still a 405 here.

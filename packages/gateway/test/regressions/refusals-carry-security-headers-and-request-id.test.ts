@@ -12,7 +12,10 @@ const REFUSALS: Array<[string, string, number]> = [
   ['an HTTP/1.1 request without Host', 'GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n', 400],
   ['more header fields than maxHeaders', `GET /api/x HTTP/1.1\r\nHost: gateway.test\r\n${Array.from({ length: 100 }, (_, i) => `X-F${i}: v\r\n`).join('')}Connection: close\r\n\r\n`, 431],
   ['a URL the router cannot decode', 'GET /api/%zz HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 400],
-  ['no route', 'GET /nowhere HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 404]
+  ['no route', 'GET /nowhere HTTP/1.1\r\nHost: gateway.test\r\nConnection: close\r\n\r\n', 404],
+  // Refused by Node's parser before a request exists (the gateway's clientErrorHandler).
+  ['headers over the size limit', `GET /api/x HTTP/1.1\r\nHost: gateway.test\r\nX-Big: ${'a'.repeat(70_000)}\r\nConnection: close\r\n\r\n`, 431],
+  ['a request line that does not parse', 'GET /api/x HTTP/9.x\r\nHost: gateway.test\r\n\r\n', 400]
 ]
 
 t.test('refusals before any route runs carry the security headers and the request id', async (t) => {
