@@ -20,7 +20,14 @@ async function start (t: Test, manifest: string, { workers = 1, group = false } 
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-shutdown-'))
   writeFileSync(join(dir, 'tollgate.yaml'), manifest)
   const child = spawn(process.execPath, [CLI, 'start', '--config', join(dir, 'tollgate.yaml')], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH }, detached: group })
-  t.teardown(() => { try { if (group) process.kill(-child.pid!, 'SIGKILL'); else child.kill('SIGKILL') } catch {} })
+  t.teardown(() => {
+    try {
+      if (group) process.kill(-child.pid!, 'SIGKILL')
+      else child.kill('SIGKILL')
+    } catch {
+      // Already gone: every process of the group exited.
+    }
+  })
   let output = ''
   child.stdout!.on('data', (chunk: Buffer) => { output += chunk.toString() })
   child.stderr!.on('data', (chunk: Buffer) => { output += chunk.toString() })

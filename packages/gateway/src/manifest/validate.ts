@@ -144,7 +144,7 @@ function readable (file: string, baseDir: string, path: string, problems: string
 function tlsProblems (cert: Buffer, key: Buffer, problems: string[]): void {
   let certificateOk = true
   try {
-    new X509Certificate(cert) // eslint-disable-line no-new -- parsing is the check
+    new X509Certificate(cert) // parsing is the check
   } catch {
     certificateOk = false
     problems.push('server.tls.cert: not a PEM certificate')
