@@ -70,6 +70,20 @@ function releaseHeld (call: ProxyCall): void {
   call.releaseHeld()
 }
 
+function queueTimedOut (call: ProxyCall): void {
+  call.queueTimedOut()
+}
+
+/** Hands freed connections of `target` to the requests waiting for one, oldest first. */
+function admitWaiting (target: Target, connections: number): void {
+  const waiting = target.waiting
+  while (target.running < connections && waiting.size > 0) {
+    const call = waiting.values().next().value!
+    waiting.delete(call)
+    call.admit()
+  }
+}
+
 function onClientClose (this: TrackedResponse): void {
   const call = this[kCall]
   if (call !== undefined) call.clientClosed()
@@ -121,6 +135,23 @@ class RequestBody extends Transform {
 
 function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): void {
   this[kCall]?.requestBody?.destroy(err)
+}
+
+/**
+ * True when the answer's `Transfer-Encoding` names a coding other than `chunked` (`gzip, chunked`):
+ * undici removes the chunking and the gateway re-derives framing, so the other coding's label
+ * would be lost and the client would get compressed bytes unlabelled. Such an answer gets 502,
+ * as nginx refuses any transfer coding but chunked. Only names of the right length are decoded.
+ */
+function foreignTransferCoding (raw: Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length !== 17 || headerNameToString(name) !== 'transfer-encoding') continue
+    for (const coding of raw[i + 1]!.toString('latin1').split(',')) {
+      if (coding.trim().toLowerCase() !== 'chunked') return true
+    }
+  }
+  return false
 }
 
 /** Statuses whose answers never have a body, whatever their Content-Length says. */
@@ -242,6 +273,10 @@ export class ProxyCall {
   #attemptStart = 0
   #state = PENDING
   #counted = false
+  /** This attempt holds one of its target's `connections` (see Target.running). */
+  #running = false
+  /** Bounds this attempt's wait for a free connection (only while it waits). */
+  #queueTimer: NodeJS.Timeout | null = null
   #clientGone = false
   #abort: ((reason?: Error) => void) | null = null
   #resume: (() => void) | null = null
@@ -290,7 +325,7 @@ export class ProxyCall {
     }
     const headers = upstreamHeaders(request)
     if (route.requestHeaders != null) applyRequestRules(headers, route.requestHeaders, request)
-    this.#options = { path, method, headers, body }
+    this.#options = { path, method, headers, body, headersTimeout: route.upstream.options.timeout }
     this.#retriable = !hasBody && route.upstream.options.retries > 0 && IDEMPOTENT.has(method)
     const res = reply.raw as TrackedResponse
     res[kCall] = this
@@ -321,13 +356,70 @@ export class ProxyCall {
     target.active++
     this.request.tollgateTarget = target.url
     this.#attemptStart = performance.now()
+    const options = this.upstream.options
+    if (target.running < options.connections) {
+      this.#send(target, options.timeout)
+      return
+    }
+    // Every connection is busy: wait here (not in undici's queue), and `timeout` counts
+    // from now, so the wait for a connection and the wait for the headers share it.
+    target.waiting.add(this)
+    this.#queueTimer = setTimeout(queueTimedOut, options.timeout, this)
+  }
+
+  /** Sends the attempt on one of the target's connections; undici's header timer gets what is left of `timeout`. */
+  #send (target: Target, headersTimeout: number): void {
+    target.running++
+    this.#running = true
+    this.#options.headersTimeout = headersTimeout
     target.pool.dispatch(this.#options, this as unknown as Dispatcher.DispatchHandler)
+  }
+
+  /** A connection of the target is free for this waiting attempt (it left `target.waiting`). */
+  admit (): void {
+    clearTimeout(this.#queueTimer!)
+    this.#queueTimer = null
+    const left = Math.floor(this.upstream.options.timeout - (performance.now() - this.#attemptStart))
+    if (left < 1) this.#timedOutWaiting()
+    else this.#send(this.#target!, left)
+  }
+
+  /** `timeout` passed while the attempt waited for a connection. */
+  queueTimedOut (): void {
+    this.#queueTimer = null
+    if (this.#target!.waiting.delete(this)) this.#timedOutWaiting()
+  }
+
+  /**
+   * 504 for an attempt that never got a connection: nothing was sent, so the target did
+   * not fail (a busy target is not a broken one: the circuit breaker does not count it),
+   * and a half-open trial it carried is given back.
+   */
+  #timedOutWaiting (): void {
+    this.#state = DONE
+    this.#uncount()
+    const target = this.#target!
+    this.upstream.released(target)
+    this.#emitResponse(504)
+    if (this.#clientGone) return
+    this.request.log.debug({ target: target.url, attempt: this.#attempts }, 'upstream attempt failed: timeout waiting for a connection')
+    if (this.requestBody !== null) {
+      this.requestBody.destroy()
+      if (!this.request.raw.complete) this.reply.header('connection', 'close')
+    }
+    this.reply.send(new GatewayTimeoutError({ cause: new Error('no free upstream connection within timeout') }))
   }
 
   #uncount (): void {
     if (this.#counted) {
       this.#counted = false
-      this.#target!.active--
+      const target = this.#target!
+      target.active--
+      if (this.#running) {
+        this.#running = false
+        target.running--
+        if (target.waiting.size > 0) admitWaiting(target, this.upstream.options.connections)
+      }
     }
   }
 
@@ -356,6 +448,10 @@ export class ProxyCall {
       // 1xx are not relayed (undici consumes them); anything else is not HTTP.
       if (statusCode >= 100 && statusCode < 200) return true
       this.#abort?.(new Error(`invalid status code ${statusCode}`))
+      return false
+    }
+    if (foreignTransferCoding(rawHeaders)) {
+      this.#abort?.(new Error('transfer coding other than chunked'))
       return false
     }
     this.#state = STREAMING
@@ -576,7 +672,16 @@ export class ProxyCall {
     if (this.#state === DONE || this.#clientGone) return
     if (this.reply.raw.writableFinished) return
     this.#clientGone = true
-    if (this.#abort !== null) this.#abort(new Error('client closed the connection'))
+    if (this.#abort !== null) {
+      this.#abort(new Error('client closed the connection'))
+    } else if (this.#queueTimer !== null && this.#target!.waiting.delete(this)) {
+      // Still waiting for a connection: it leaves the line, and never reaches the upstream.
+      clearTimeout(this.#queueTimer)
+      this.#queueTimer = null
+      this.#state = DONE
+      this.#uncount()
+      this.upstream.released(this.#target!)
+    }
   }
 
   #unavailable (): void {

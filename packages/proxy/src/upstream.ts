@@ -1,6 +1,7 @@
-import { Pool } from 'undici'
+import { Client, Pool } from 'undici'
 import type { CircuitState, TollgateEvents } from '@tollgate/common'
 import type { FastifyBaseLogger } from 'fastify'
+import type { ProxyCall } from './forward.js'
 import type { ResolvedTarget, ResolvedUpstream } from './options.js'
 
 /** One target's live state: its connection pool, health and circuit. */
@@ -9,8 +10,20 @@ export class Target {
   readonly host: string
   readonly weight: number
   readonly pool: Pool
-  /** Requests in flight (least-connections). */
+  /** Requests in flight, waiting for a connection included (least-connections). */
   active = 0
+  /** Requests holding one of the pool's `connections` (at most `connections`). */
+  running = 0
+  /**
+   * Requests waiting for a free connection, oldest first. They wait here rather than in
+   * undici's pool queue, so that `timeout` bounds the wait and a request that times out
+   * (or whose client leaves) is removed at once: undici's queue cannot drop an entry.
+   */
+  readonly waiting = new Set<ProxyCall>()
+  /** The health checks' own connection (never the traffic pool's); `null` until the first check. */
+  probe: Client | null = null
+  /** Re-reports the health of an open circuit when `resetAfter` expires. */
+  reopenTimer: NodeJS.Timeout | null = null
   /** Smooth weighted round-robin state (nginx's algorithm). */
   currentWeight = 0
   /** Verdict of the active health check (true until a check says otherwise). */
@@ -51,7 +64,6 @@ export class Upstream {
   readonly #now: () => number
   readonly #events: TollgateEvents
   readonly #log: FastifyBaseLogger
-  #cursor = 0
   #timer: NodeJS.Timeout | null = null
   #closed = false
 
@@ -113,18 +125,28 @@ export class Upstream {
       return best
     }
     if (strategy === 'least-connections') {
-      let best: Target | null = null
-      let bestLoad = Infinity
-      const start = this.#cursor++ % targets.length
-      for (let k = 0; k < targets.length; k++) {
-        const target = targets[(start + k) % targets.length]!
+      // The lowest in-flight requests per weight (compared as active * other weight, exact);
+      // ties, such as every target idle under sequential traffic, are broken by smooth
+      // weighted round-robin among the tied targets, as nginx's least_conn does, so weights
+      // hold whether or not requests overlap.
+      let least: Target | null = null
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[i]!
         if (!this.#eligible(target, now) || (tried !== null && tried.includes(target))) continue
-        const load = target.active / target.weight
-        if (load < bestLoad) {
-          best = target
-          bestLoad = load
-        }
+        if (least === null || target.active * least.weight < least.active * target.weight) least = target
       }
+      if (least === null) return null
+      let total = 0
+      let best: Target | null = null
+      for (let i = 0; i < targets.length; i++) {
+        const target = targets[i]!
+        if (target.active * least.weight !== least.active * target.weight) continue
+        if (!this.#eligible(target, now) || (tried !== null && tried.includes(target))) continue
+        target.currentWeight += target.weight
+        total += target.weight
+        if (best === null || target.currentWeight > best.currentWeight) best = target
+      }
+      best!.currentWeight -= total
       return best
     }
     // random, weighted
@@ -188,12 +210,39 @@ export class Upstream {
     target.circuit = state
     this.#log.warn({ upstream: this.name, target: target.url, state }, 'circuit %s', state)
     this.#events.emit('circuitState', { upstream: this.name, target: target.url, state })
+    if (target.reopenTimer !== null) {
+      clearTimeout(target.reopenTimer)
+      target.reopenTimer = null
+    }
+    if (state === 'open') this.#watchReopen(target)
     this.#reportHealth(target)
   }
 
-  /** Healthy as `/readyz` and `tollgate_upstream_target_healthy` see it. */
-  isHealthy (target: Target): boolean {
-    return target.checkedHealthy && target.circuit !== 'open'
+  /**
+   * An open circuit whose `resetAfter` has passed takes a trial request again, so it counts
+   * as healthy for `/readyz` (else a load balancer in front would never send that trial).
+   * Nothing happens at that moment without traffic, so a timer reports it: the gauge
+   * follows `/readyz` instead of staying at 0 until a trial. Times come from `now()`; the
+   * timer only wakes the check (a fake clock that has not reached `openUntil` re-arms it).
+   */
+  #watchReopen (target: Target): void {
+    if (this.#closed) return
+    const wait = Math.max(1, target.openUntil - this.#now())
+    target.reopenTimer = setTimeout(() => {
+      target.reopenTimer = null
+      if (this.#closed || target.circuit !== 'open') return
+      if (this.#now() >= target.openUntil) this.#reportHealth(target)
+      else this.#watchReopen(target)
+    }, wait)
+    target.reopenTimer.unref()
+  }
+
+  /**
+   * Healthy as `/readyz` and `tollgate_upstream_target_healthy` both see it: the check
+   * passed, and the circuit is not open (or its `resetAfter` has passed: a trial may go).
+   */
+  isHealthy (target: Target, now = this.#now()): boolean {
+    return target.checkedHealthy && (target.circuit !== 'open' || now >= target.openUntil)
   }
 
   #reportHealth (target: Target): void {
@@ -214,7 +263,7 @@ export class Upstream {
   readiness (): { ok: boolean, message?: string } {
     const now = this.#now()
     for (const target of this.targets) {
-      if (target.checkedHealthy && (target.circuit !== 'open' || now >= target.openUntil)) return { ok: true }
+      if (this.isHealthy(target, now)) return { ok: true }
     }
     return { ok: false, message: 'no healthy target' }
   }
@@ -224,22 +273,7 @@ export class Upstream {
     const check = this.options.healthCheck
     if (check === null) return
     await Promise.all(this.targets.map(async (target) => {
-      let ok = false
-      const signal = AbortSignal.timeout(check.timeout)
-      try {
-        const response = await target.pool.request({
-          path: check.path,
-          method: 'GET',
-          headers: { host: target.host, 'user-agent': 'tollgate-health-check' },
-          headersTimeout: check.timeout,
-          bodyTimeout: check.timeout,
-          signal
-        })
-        await response.body.dump({ signal, limit: 65_536 })
-        ok = response.statusCode >= 200 && response.statusCode < 300
-      } catch (error) {
-        this.#log.debug({ upstream: this.name, target: target.url, err: error }, 'health check failed')
-      }
+      const ok = await this.#probe(target, check.path, check.timeout)
       if (this.#closed) return
       if (ok) {
         target.checkFailures = 0
@@ -267,6 +301,41 @@ export class Upstream {
     }))
   }
 
+  /**
+   * One health check of `target`, on the target's own probe connection: never the traffic
+   * pool, where a check would wait behind busy connections (a hung target, long downloads).
+   * The whole check (connect, headers, body) is bounded by `timeout`: past it, or on any
+   * failure, the probe connection is destroyed (which fails the request at once, even one
+   * still connecting) and the next check opens a new one.
+   */
+  async #probe (target: Target, path: string, timeout: number): Promise<boolean> {
+    const options = this.options
+    const probe = target.probe ??= new Client(target.url, {
+      pipelining: 1,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      keepAliveTimeout: options.keepAliveTimeout,
+      connect: { timeout: Math.min(options.connectTimeout, timeout), rejectUnauthorized: true, ...(options.ca === undefined ? {} : { ca: options.ca }) }
+    })
+    const timer = setTimeout(() => { probe.destroy(new Error(`health check timed out after ${timeout} ms`)).catch(() => {}) }, timeout)
+    try {
+      const response = await probe.request({
+        path,
+        method: 'GET',
+        headers: { host: target.host, 'user-agent': 'tollgate-health-check' }
+      })
+      await response.body.dump({ limit: 65_536 })
+      return response.statusCode >= 200 && response.statusCode < 300
+    } catch (error) {
+      this.#log.debug({ upstream: this.name, target: target.url, err: error }, 'health check failed')
+      if (target.probe === probe) target.probe = null
+      probe.destroy().catch(() => {})
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Starts the periodic health checks (first round now). */
   startHealthChecks (): void {
     const check = this.options.healthCheck
@@ -284,6 +353,11 @@ export class Upstream {
   async close (): Promise<void> {
     this.#closed = true
     if (this.#timer !== null) clearTimeout(this.#timer)
-    await Promise.all(this.targets.map(async (target) => { await target.pool.destroy() }))
+    await Promise.all(this.targets.map(async (target) => {
+      if (target.reopenTimer !== null) clearTimeout(target.reopenTimer)
+      const probe = target.probe
+      target.probe = null
+      await Promise.all([target.pool.destroy(), probe?.destroy()])
+    }))
   }
 }
