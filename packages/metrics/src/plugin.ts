@@ -172,7 +172,8 @@ const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOp
     // cuts every connection) counts as finished to Node, yet never emits 'finish'.
     fastify.addHook('onRequestAbort', (request, done) => {
       const reply = (request as RequestWithError)[kReply]
-      if (reply !== null && reply !== undefined && (reply.raw.destroyed || !reply.raw.writableFinished)) {
+      // Not for a request already logged (a hijacked reply handed to recordHijacked).
+      if (reply !== null && reply !== undefined && (reply.raw.destroyed || !reply.raw.writableFinished) && (request as RequestWithError)[kLogged] !== true) {
         (request as RequestWithError)[kLogged] = true
         const state = stateOf(request)
         const milliseconds = reply.elapsedTime

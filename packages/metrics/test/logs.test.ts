@@ -242,3 +242,50 @@ t.test('a request whose client goes away first logs one line (499, aborted) and 
   t.match(scrape, /tollgate_requests_total\{route="\/slow",method="GET",status="499"\} 1/)
   t.notMatch(scrape, /tollgate_requests_total\{route="\/slow",method="GET",status="200"\}/)
 })
+
+t.test('recordHijacked: a hijacked reply (a WebSocket tunnel) logs and counts once, when the caller says it is over', async (t) => {
+  const { app, logs } = build(t)
+  const done: Array<() => void> = []
+  app.get('/tunnel', (request, reply) => {
+    // As @tollgate/proxy does with a tunnel: the reply is hijacked, its raw response never finishes.
+    reply.hijack()
+    reply.code(101)
+    request.raw.socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n')
+    done.push(() => {
+      app.tollgateMetrics.recordHijacked(request, reply)
+      app.tollgateMetrics.recordHijacked(request, reply) // a second call changes nothing
+      request.raw.socket.destroy()
+    })
+  })
+  app.get('/gone', (request, reply) => {
+    reply.hijack()
+    app.tollgateMetrics.recordHijacked(request, reply, true)
+    request.raw.socket.destroy()
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as AddressInfo
+  const exchange = (path: string): Promise<string> => new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => { socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`) })
+    let received = ''
+    socket.on('data', (chunk) => { received += chunk.toString() })
+    socket.on('close', () => { resolve(received) })
+    socket.on('error', reject)
+  })
+  const tunnel = exchange('/tunnel')
+  for (let i = 0; i < 100 && done.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.equal(logs.requestLines().length, 0, 'no line while the exchange goes on')
+  done[0]!()
+  t.match(await tunnel, /^HTTP\/1\.1 101 /)
+  await exchange('/gone')
+
+  const lines = logs.requestLines()
+  t.equal(lines.length, 2, 'one line each')
+  t.match(lines[0], { level: 30, route: '/tunnel', method: 'GET', statusCode: 101 })
+  t.notOk('aborted' in lines[0]!)
+  t.type(lines[0]!.responseTime, 'number')
+  t.match(lines[1], { route: '/gone', statusCode: 499, aborted: true })
+  const scrape = await app.tollgateMetrics.scrape()
+  t.match(scrape, /tollgate_requests_total\{route="\/tunnel",method="GET",status="101"\} 1\n/)
+  t.match(scrape, /tollgate_request_duration_seconds_count\{route="\/tunnel",method="GET",status="101"\} 1\n/)
+  t.match(scrape, /tollgate_requests_total\{route="\/gone",method="GET",status="499"\} 1\n/)
+})

@@ -7,8 +7,7 @@ import { bodySource, hasSmallBody, readBody, SMALL_BODY } from './body.js'
 import { ProxyCall, type CompiledRoute } from './forward.js'
 import { Upstream } from './upstream.js'
 import { validationHook } from './validation.js'
-import { proxyUpgrade, routeUpgrades, upgradeSocket, websocketCount } from './websocket.js'
-import type { Duplex } from 'node:stream'
+import { proxyUpgrade, routeUpgrades, upgradeSocket, websocketCount, WebSockets } from './websocket.js'
 
 export const PLUGIN_NAME = '@tollgate/proxy'
 
@@ -74,10 +73,10 @@ function guardFor (route: ResolvedRoute, bodyLimit: number) {
   }
 }
 
-function handlerFor (compiled: CompiledRoute, websocket: boolean, tunnels: Set<Duplex>): RouteHandlerMethod {
+function handlerFor (compiled: CompiledRoute, websocket: boolean, websockets: WebSockets): RouteHandlerMethod {
   if (websocket) {
     return function tollgateProxyWebSocketHandler (request, reply) {
-      if (upgradeSocket(request) !== undefined && request.raw.method === 'GET') proxyUpgrade(compiled, request, reply, tunnels)
+      if (upgradeSocket(request) !== undefined && request.raw.method === 'GET') proxyUpgrade(compiled, request, reply, websockets)
       else new ProxyCall(compiled, request, reply).start()
     }
   }
@@ -113,12 +112,14 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   const events = fastify.tollgate.events
   // Fastify's own JSON parser (prototype-poisoning checks included), for bodies that are validated.
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
-  const tunnels = new Set<Duplex>()
+  const websockets = new WebSockets()
   const websocketPrefixes = resolved.routes.filter((route) => route.websocket).map((route) => route.prefix)
   if (websocketPrefixes.length > 0) {
-    routeUpgrades(fastify, websocketPrefixes, tunnels)
-    // Open tunnels would keep server.close() waiting forever.
-    fastify.addHook('preClose', async () => { for (const socket of tunnels) socket.destroy() })
+    routeUpgrades(fastify, websocketPrefixes, websockets)
+    // Open tunnels would keep server.close() waiting forever, and a pending handshake until
+    // the upstream's timeout: handshakes get 503, tunnels a 1001 close frame (at most about
+    // a second to take it), before the server stops.
+    fastify.addHook('preClose', async () => { await websockets.close() })
   }
   for (const route of resolved.routes) {
     const compiled: CompiledRoute = Object.freeze({
@@ -140,7 +141,7 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
       tollgateProxy: { upstream: route.upstream, prefix: route.prefix, rewritePrefix: route.rewritePrefix, websocket: route.websocket }
     }
     const onRequest = guardFor(route, resolved.bodyLimit)
-    const handler = handlerFor(compiled, route.websocket, tunnels)
+    const handler = handlerFor(compiled, route.websocket, websockets)
     // Validation runs after the route's onRequest hooks (guard, auth, rate limit) and only where configured.
     const preValidation = route.validate === null ? undefined : validationHook(route.validate, resolved.bodyLimit, parseJson)
     const urls = route.path === null ? [route.prefix === '' ? '/' : route.prefix, `${route.prefix}/*`] : [`${route.prefix}${route.path}`]

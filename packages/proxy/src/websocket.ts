@@ -1,4 +1,4 @@
-import { request as httpRequest, ServerResponse, type IncomingMessage } from 'node:http'
+import { request as httpRequest, ServerResponse, validateHeaderName, validateHeaderValue, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -17,10 +17,42 @@ const kListener = Symbol('tollgate.upgradeListener')
 
 type UpgradeRequest = IncomingMessage & { [kSocket]?: Duplex, [kHead]?: Buffer }
 
-/** `Retry-After` (seconds) of an upgrade refused because the upstream's tunnels are at `maxConnections`. */
+/** `Retry-After` (seconds) of an upgrade refused because the upstream's tunnels are at `maxConnections`, or because the app is closing. */
 export const WEBSOCKET_RETRY_AFTER = 5
 /** After a close frame was sent to both sides, how long they get to close before they are destroyed (ms). */
 const CLOSE_GRACE = 1000
+/** Longest delay a Node timer takes (about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER = 2_147_483_647
+
+/** What an optional metrics plugin (@tollgate/metrics) offers for replies that never finish. */
+type RecordHijacked = (request: FastifyRequest, reply: FastifyReply, aborted?: boolean) => void
+
+/**
+ * The upgrades of one plugin instance: the client sockets that became tunnels, the
+ * handshakes waiting for their upstream and the open tunnels, so that closing the app
+ * can end every one of them promptly and cleanly.
+ */
+export class WebSockets {
+  /** Client sockets of open tunnels (a plain HTTP answer must not destroy them). */
+  readonly clients = new Set<Duplex>()
+  /** Handshakes waiting for the upstream's answer: each function aborts one. */
+  readonly pending = new Set<() => void>()
+  /** Open tunnels: each function closes one with `1001` and resolves once both sides are closed. */
+  readonly open = new Set<() => Promise<void>>()
+  /** Set once the app is closing: a handshake reaching the handler then is refused. */
+  closing = false
+
+  /**
+   * Refuses the handshakes in progress (503, `Retry-After`: the upstream request is
+   * aborted) and closes every tunnel with a `1001` close frame to both sides where the
+   * stream is between frames; resolves when all are closed (at most about a second).
+   */
+  async close (): Promise<void> {
+    this.closing = true
+    for (const abort of [...this.pending]) abort()
+    await Promise.all([...this.open].map(async (goAway) => { await goAway() }))
+  }
+}
 
 /** Tunnels open or being opened, per upstream (the `maxConnections` cap). */
 const openTunnels = new WeakMap<Upstream, number>()
@@ -42,7 +74,7 @@ export function upgradeSocket (request: FastifyRequest): Duplex | undefined {
  * to the socket as a plain HTTP response. Upgrades outside `prefixes` are left to
  * other listeners when there are any.
  */
-export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly string[], tunnels: Set<Duplex>): void {
+export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly string[], websockets: WebSockets): void {
   const server = fastify.server as typeof fastify.server & { [kListener]?: unknown }
   if (server[kListener] !== undefined) return
   const owns = (url: string): boolean => {
@@ -64,8 +96,10 @@ export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly stri
     socket.on('error', () => { socket.destroy() })
     const response = new ServerResponse(raw)
     response.assignSocket(socket as never)
-    // A plain HTTP answer (a refusal, or the upstream's non-101) ends the exchange.
-    response.on('finish', () => { if (!tunnels.has(socket)) socket.destroy() })
+    // A plain HTTP answer (a refusal, or the upstream's non-101) ends the exchange, and says
+    // so: Node then writes `Connection: close` rather than its default `keep-alive`.
+    response.shouldKeepAlive = false
+    response.on('finish', () => { if (!websockets.clients.has(socket)) socket.destroy() })
     fastify.routing(raw, response)
   }
   server[kListener] = listener
@@ -106,10 +140,19 @@ function replayWithoutUpgrade (server: FastifyInstance['server'], raw: IncomingM
 }
 
 /** Proxies a WebSocket upgrade; the client gets 101 only after the upstream sent its own. */
-export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply, tunnels: Set<Duplex>): void {
+export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, reply: FastifyReply, websockets: WebSockets): void {
   const raw = request.raw as UpgradeRequest
   const client = raw[kSocket]!
   const head = raw[kHead] ?? Buffer.alloc(0)
+  if (client.destroyed || client.readableEnded) {
+    // The client went away while the route's hooks ran: nobody to answer, nothing to open.
+    abandon(request, reply, client)
+    return
+  }
+  if (websockets.closing) {
+    refuseClosing(reply)
+    return
+  }
   const upstream = route.upstream
   const limits = upstream.options.websocket
   const count = websocketCount(upstream)
@@ -151,42 +194,80 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
     timeout: upstream.options.timeout,
     ...(upstream.options.ca === undefined ? {} : { ca: upstream.options.ca })
   }
+  const started = performance.now()
   const outgoing = protocol === 'https:' ? httpsRequest(options) : httpRequest(options)
+  const events = route.events
+  /** `tollgate_upstream_duration_seconds`: until the upstream's answer (its 101 included). */
+  const emitResponse = (status: number): void => {
+    if (!events.hasListeners('upstreamResponse')) return
+    events.emit('upstreamResponse', { upstream: upstream.name, target: target.url, status, seconds: (performance.now() - started) / 1000 })
+  }
+
   let settled = false
-  const fail = (err: Error & { code?: string }, timedOut: boolean): void => {
-    if (settled) return
+  /** Ends the handshake phase; `false` when it had already ended. */
+  const settle = (): boolean => {
+    if (settled) return false
     settled = true
+    websockets.pending.delete(closing)
+    client.off('end', gone)
+    client.off('close', gone)
+    return true
+  }
+  const fail = (err: Error & { code?: string }): void => {
+    if (!settle()) return
     release()
     upstream.failed(target)
-    request.log.warn({ err, target: target.url }, 'websocket upgrade to upstream failed')
-    if (client.destroyed) return
-    if (timedOut) {
+    const failure = classify(err)
+    emitResponse(failure === 'timeout' ? 504 : failure === 'connect' ? 503 : 502)
+    // As for HTTP attempts: the request's own line carries the final error.
+    request.log.debug({ err, target: target.url }, 'websocket upgrade to upstream failed')
+    if (client.destroyed) {
+      abandon(request, reply, client)
+      return
+    }
+    if (failure === 'timeout') {
       reply.send(new GatewayTimeoutError({ cause: err }))
-    } else if (classify(err) === 'connect') {
+    } else if (failure === 'connect') {
       reply.header('retry-after', String(upstream.retryAfter()))
       reply.send(new UpstreamUnavailableError({ cause: err }))
     } else {
       reply.send(new BadGatewayError({ cause: err }))
     }
   }
-  outgoing.on('timeout', () => {
-    const err = Object.assign(new Error('upstream sent no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })
-    fail(err, true)
-    outgoing.destroy(err)
-  })
-  outgoing.on('error', (err) => { fail(err, false) })
-  client.on('close', () => {
-    if (settled) return
-    // The client left before the upstream answered: not the target's fault.
-    settled = true
+  // The client left before the upstream answered: not the target's fault. An accepted socket
+  // is half-open, so a client that gives up only ends it ('end'); 'close' covers a reset.
+  const gone = (): void => {
+    if (!settle()) return
     release()
     upstream.released(target)
     outgoing.destroy()
+    abandon(request, reply, client)
+  }
+  // The app is closing: the handshake is refused now rather than after the upstream's timeout.
+  const closing = (): void => {
+    if (!settle()) return
+    release()
+    upstream.released(target)
+    outgoing.destroy()
+    refuseClosing(reply)
+  }
+  websockets.pending.add(closing)
+  client.on('end', gone)
+  client.on('close', gone)
+  outgoing.on('timeout', () => {
+    const err = Object.assign(new Error('upstream sent no upgrade answer in time'), { code: 'UND_ERR_HEADERS_TIMEOUT' })
+    fail(err)
+    outgoing.destroy(err)
   })
+  outgoing.on('error', (err) => { fail(err) })
   outgoing.on('response', (res) => {
     // Not a 101: relayed as a plain HTTP response and no tunnel opens.
-    settled = true
+    if (!settle()) {
+      res.destroy()
+      return
+    }
     release()
+    emitResponse(res.statusCode!)
     if (res.statusCode! >= 502 && res.statusCode! <= 504) upstream.failed(target)
     else upstream.succeeded(target)
     copyHeaders(res.headers, reply)
@@ -195,56 +276,148 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
     reply.send(res)
   })
   outgoing.on('upgrade', (res, socket, upstreamHead) => {
-    settled = true
+    if (!settle()) {
+      socket.destroy()
+      return
+    }
     outgoing.setTimeout(0)
+    emitResponse(101)
     upstream.succeeded(target)
     if (client.destroyed) {
       release()
       socket.destroy()
+      abandon(request, reply, client)
       return
     }
     reply.hijack()
-    tunnels.add(client)
-    tunnels.add(socket)
-    let lines = 'HTTP/1.1 101 Switching Protocols\r\n'
-    const listed = connectionTokens(res.headers.connection)
-    for (let i = 0; i < res.rawHeaders.length; i += 2) {
-      const name = res.rawHeaders[i]!
-      const lower = name.toLowerCase()
-      if (lower !== 'connection' && lower !== 'upgrade' && (HOP_BY_HOP_HEADERS.has(lower) || listed.includes(lower))) continue
-      lines += `${name}: ${res.rawHeaders[i + 1]!}\r\n`
-    }
-    client.write(lines + '\r\n')
-    openTunnel(client as Socket, socket, head, upstreamHead, limits, route.now, () => {
-      tunnels.delete(client)
-      tunnels.delete(socket)
+    reply.code(101)
+    websockets.clients.add(client)
+    client.write(switchingProtocols(res, reply))
+    let goAway: (() => Promise<void>) | undefined
+    const tunnel = openTunnel(client as Socket, socket, head, upstreamHead, limits, route.now, credentialsExpiry(request), () => {
+      websockets.clients.delete(client)
+      if (goAway !== undefined) websockets.open.delete(goAway)
       release()
+      // A tunnel never finishes its response, so no onResponse hook sees it: its one request
+      // line and its counts are made now, with status 101 and the tunnel's lifetime (as Envoy
+      // and nginx log an upgraded stream when it ends).
+      recordHijacked(request, reply, false)
     })
+    if (!tunnel.closed) {
+      goAway = tunnel.goAway
+      websockets.open.add(goAway)
+    }
   })
   outgoing.end()
+}
+
+/** Refuses an upgrade because the app is closing: 503 with `Retry-After` (another instance may take it). */
+function refuseClosing (reply: FastifyReply): void {
+  reply.header('retry-after', String(WEBSOCKET_RETRY_AFTER))
+  reply.send(new UpstreamUnavailableError({ cause: new Error('the gateway is shutting down') }))
+}
+
+/** The client of an upgrade went away before its answer: its socket is let go, and its line recorded (499). */
+function abandon (request: FastifyRequest, reply: FastifyReply, client: Duplex): void {
+  client.destroy()
+  reply.hijack()
+  recordHijacked(request, reply, true)
+}
+
+/**
+ * Hands a reply that will never finish to @tollgate/metrics (or whatever decorates
+ * `app.tollgateMetrics.recordHijacked`), which logs and counts it as onResponse would.
+ * Without it, nothing: the proxy does not depend on a metrics plugin.
+ */
+function recordHijacked (request: FastifyRequest, reply: FastifyReply, aborted: boolean): void {
+  const metrics = (request.server as unknown as { tollgateMetrics?: { recordHijacked?: RecordHijacked } }).tollgateMetrics
+  if (typeof metrics?.recordHijacked === 'function') metrics.recordHijacked(request, reply, aborted)
+}
+
+/**
+ * When the credentials of the request stop being valid (ms, on the plugin's clock), or
+ * `null`: the `exp` claim of the JWT that authenticated it, read from
+ * `request.tollgateIdentity.claims` (set by @tollgate/auth, optional).
+ */
+function credentialsExpiry (request: FastifyRequest): number | null {
+  const exp = (request as { tollgateIdentity?: FastifyRequest['tollgateIdentity'] }).tollgateIdentity?.claims?.exp
+  return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : null
+}
+
+/** Headers of a 101 that only the upstream's handshake may set. */
+function isHandshakeHeader (name: string): boolean {
+  return name.startsWith('sec-websocket-')
+}
+
+/**
+ * The 101 the client gets: `Upgrade` as the upstream said it, `Connection: Upgrade` (nothing
+ * else the upstream listed there), the upstream's end-to-end headers, and the headers the
+ * route's hooks set on the reply (`x-request-id`, `RateLimit-*`, ...), which win over the
+ * upstream's as on any proxied answer (`set-cookie` is appended). Hop-by-hop headers and
+ * framing headers are never copied; a hook's header that is not a valid field is left out.
+ */
+function switchingProtocols (res: IncomingMessage, reply: FastifyReply): string {
+  const own = reply.getHeaders()
+  let lines = `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${res.headers.upgrade ?? 'websocket'}\r\nConnection: Upgrade\r\n`
+  const listed = connectionTokens(res.headers.connection)
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    const name = res.rawHeaders[i]!
+    const lower = name.toLowerCase()
+    if (HOP_BY_HOP_HEADERS.has(lower) || listed.includes(lower) || lower === 'content-length') continue
+    if (lower !== 'set-cookie' && own[lower] !== undefined && !isHandshakeHeader(lower)) continue
+    lines += `${name}: ${res.rawHeaders[i + 1]!}\r\n`
+  }
+  for (const name in own) {
+    const value = own[name]
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || name === 'content-length' || isHandshakeHeader(name)) continue
+    for (const one of Array.isArray(value) ? value : [String(value)]) {
+      try {
+        validateHeaderName(name)
+        validateHeaderValue(name, one)
+      } catch {
+        continue
+      }
+      lines += `${name}: ${one}\r\n`
+    }
+  }
+  return lines + '\r\n'
+}
+
+/** An open tunnel, as {@link openTunnel} returns it. */
+interface Tunnel {
+  /** Closes both sides with `1001` (going away); resolves once both are closed (or destroyed after a grace period). */
+  goAway: () => Promise<void>
+  /** Whether the tunnel was already closed when `openTunnel` returned. */
+  readonly closed: boolean
 }
 
 /**
  * Joins the client and upstream sockets. Upstream to client is a plain pipe (its frame
  * headers are followed, not changed); client to upstream is written chunk by chunk with
  * the same backpressure as a pipe, minus any frame over `maxMessageSize` or any message
- * past `maxMessagesPerSecond`. No payload is copied or unmasked.
+ * past `maxMessagesPerSecond`. No payload is copied or unmasked. At `expiresAt` (ms on
+ * `now`'s clock, the credentials' expiry) both sides get a close `1008`.
  */
-function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHead: Buffer, limits: ResolvedUpstream['websocket'], now: () => number, onClosed: () => void): void {
+function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHead: Buffer, limits: ResolvedUpstream['websocket'], now: () => number, expiresAt: number | null, onClosed: () => void): Tunnel {
   const rate = limits.maxMessagesPerSecond
   const inbound = new FrameScanner(limits.maxMessageSize, rate > 0 ? messageBucket(rate, now) : undefined)
   const outbound = new FrameScanner(0)
   let closing = false
   let finished = false
   let grace: NodeJS.Timeout | undefined
+  let expiry: NodeJS.Timeout | undefined
+  let resolveClosed: () => void = () => {}
+  const closed = new Promise<void>((resolve) => { resolveClosed = resolve })
 
   const finish = (): void => {
     if (finished) return
     finished = true
     clearTimeout(grace)
+    clearTimeout(expiry)
     client.destroy()
     upstream.destroy()
     onClosed()
+    resolveClosed()
   }
   const sideClosed = (): void => {
     // While closing, each side gets the grace period to take its close frame.
@@ -252,8 +425,9 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
   }
   /** Closes both sides with a close frame where it falls between frames, else destroys that side. */
   const shutdown = (toClient: number, toUpstream: number, reason: string): void => {
-    if (closing) return
+    if (closing || finished) return
     closing = true
+    clearTimeout(expiry)
     client.setTimeout(0)
     client.off('data', forward)
     upstream.off('data', observe)
@@ -267,6 +441,7 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
     else upstream.destroy()
     grace = setTimeout(finish, CLOSE_GRACE)
     grace.unref()
+    // Both sides may already be gone (destroyed mid-frame): then 'close' does the rest.
   }
   const forward = (chunk: Buffer): void => {
     const allowed = inbound.scan(chunk)
@@ -275,6 +450,13 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
     else if (inbound.tooMany) shutdown(1008, 1001, 'too many messages')
   }
   const observe = (chunk: Buffer): void => { outbound.scan(chunk) }
+  const tunnel: Tunnel = {
+    goAway: async () => {
+      shutdown(1001, 1001, 'going away')
+      await closed
+    },
+    get closed () { return finished }
+  }
 
   upstream.on('error', finish)
   client.on('error', finish)
@@ -285,7 +467,7 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
     client.write(upstreamHead)
   }
   if (head.length > 0) forward(head)
-  if (closing) return
+  if (closing) return tunnel
   upstream.on('drain', () => { if (!closing) client.resume() })
   client.on('data', forward)
   client.on('end', () => { if (!closing) upstream.end() })
@@ -296,6 +478,17 @@ function openTunnel (client: Socket, upstream: Duplex, head: Buffer, upstreamHea
     client.setTimeout(limits.idleTimeout)
     client.on('timeout', () => { shutdown(1001, 1001, 'idle timeout') })
   }
+  if (expiresAt !== null) {
+    // The tunnel does not outlive the credentials that opened it. Re-armed past a Node
+    // timer's longest delay, so a token valid for months is not closed at once.
+    const check = (): void => {
+      const left = expiresAt - now()
+      if (left <= 0) shutdown(1008, 1008, 'credentials expired')
+      else expiry = setTimeout(check, Math.min(left, MAX_TIMER)).unref()
+    }
+    check()
+  }
+  return tunnel
 }
 
 function copyHeaders (headers: IncomingMessage['headers'], reply: FastifyReply): void {
