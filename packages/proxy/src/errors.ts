@@ -30,6 +30,9 @@ export const BadGatewayError = createError('TOLLGATE_PROXY_BAD_GATEWAY', 'The up
 /** The upstream sent no response headers within `timeout`. */
 export const GatewayTimeoutError = createError('TOLLGATE_PROXY_GATEWAY_TIMEOUT', 'The upstream service did not answer in time', 504)
 
+/** The gateway is closing: a WebSocket handshake still waiting for its upstream is answered this way (`Retry-After` set). */
+export const ShuttingDownError = createError('TOLLGATE_PROXY_SHUTTING_DOWN', 'The gateway is shutting down', 503, Error, NO_STACK)
+
 /** The upstream already has `websocket.maxConnections` tunnels open (`Retry-After` set). */
 export const WebSocketLimitError = createError('TOLLGATE_PROXY_WEBSOCKET_LIMIT', 'Too many WebSocket connections to this service', 503)
 

@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { HOP_BY_HOP_HEADERS, connectionTokens } from '@tollgate/common'
-import { BadGatewayError, GatewayTimeoutError, UpstreamUnavailableError, WebSocketLimitError } from './errors.js'
+import { BadGatewayError, GatewayTimeoutError, ShuttingDownError, UpstreamUnavailableError, WebSocketLimitError } from './errors.js'
 import { classify, upstreamHeaders, type CompiledRoute } from './forward.js'
 import type { ResolvedUpstream } from './options.js'
 import type { Upstream } from './upstream.js'
@@ -314,7 +314,7 @@ export function proxyUpgrade (route: CompiledRoute, request: FastifyRequest, rep
 /** Refuses an upgrade because the app is closing: 503 with `Retry-After` (another instance may take it). */
 function refuseClosing (reply: FastifyReply): void {
   reply.header('retry-after', String(WEBSOCKET_RETRY_AFTER))
-  reply.send(new UpstreamUnavailableError({ cause: new Error('the gateway is shutting down') }))
+  reply.send(new ShuttingDownError())
 }
 
 /** The client of an upgrade went away before its answer: its socket is let go, and its line recorded (499). */

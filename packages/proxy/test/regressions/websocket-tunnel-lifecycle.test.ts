@@ -121,7 +121,7 @@ function closed (socket: WebSocket, within = 10_000): Promise<{ code: number, re
 }
 
 /** Writes a raw upgrade request; resolves with the head of the answer (and the socket, still open). */
-function rawUpgrade (base: string, path: string): Promise<{ head: string, socket: Socket }> {
+function rawUpgrade (base: string, path: string): Promise<{ head: string, socket: Socket, body: () => string }> {
   const { port } = new URL(base)
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), '127.0.0.1')
@@ -130,7 +130,7 @@ function rawUpgrade (base: string, path: string): Promise<{ head: string, socket
     socket.on('data', (chunk: string) => {
       received += chunk
       const end = received.indexOf('\r\n\r\n')
-      if (end !== -1) resolve({ head: received.slice(0, end), socket })
+      if (end !== -1) resolve({ head: received.slice(0, end), socket, body: () => received.slice(end + 4) })
     })
     socket.on('error', reject)
     socket.on('close', () => { if (!received.includes('\r\n\r\n')) reject(new Error(`closed without an answer: ${received}`)) })
@@ -226,9 +226,11 @@ t.test('closing the app answers a pending handshake 503 with Retry-After instead
   const answer = rawUpgrade(gateway.base, '/ws/room')
   t.ok(await eventually(() => upstream.requests() === 1), 'the upstream got the upgrade')
   await gateway.app.close()
-  const { head, socket } = await answer
+  const { head, socket, body } = await answer
+  t.ok(await eventually(() => body().endsWith('}')), 'the whole body arrived')
   socket.destroy()
   t.match(head, /^HTTP\/1\.1 503 /)
+  t.match(JSON.parse(body()), { statusCode: 503, message: 'The gateway is shutting down' }, 'saying why')
   t.same(headerLines(head, 'retry-after'), ['5'])
   t.same(headerLines(head, 'connection'), ['close'])
   t.ok(await eventually(() => upstream.open() === 0), 'the upstream request was aborted')
