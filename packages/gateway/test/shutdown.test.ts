@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { request } from 'undici'
-import { echoUpstream, waitFor } from './helpers/upstream.js'
+import { echoUpstream, waitFor, type EchoUpstream } from './helpers/upstream.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url))
 
@@ -37,11 +37,9 @@ async function start (t: Test, manifest: string, { workers = 1, group = false } 
   return { child, port, output: () => output, exited }
 }
 
-const requestLines = (output: string): Array<Record<string, unknown>> =>
-  output.split('\n').filter((line) => line.includes('"msg":"request completed"')).map((line) => JSON.parse(line) as Record<string, unknown>)
-
-t.test('a request sent on an open connection during the drain is answered, with Connection: close, and the gateway exits once it is done', async (t) => {
-  const upstream = await echoUpstream({ delayMs: 600 })
+/** A gateway with a minute of shutdown grace in front of an upstream that answers after `delayMs`. */
+async function slowGateway (t: Test, delayMs: number): Promise<{ upstream: EchoUpstream, gateway: Started }> {
+  const upstream = await echoUpstream({ delayMs })
   t.teardown(upstream.close)
   const gateway = await start(t, `
 version: 1
@@ -49,6 +47,14 @@ server: { host: 127.0.0.1, port: 0, shutdownGrace: 60s }
 upstreams: { slow: { targets: ["${upstream.url}"] } }
 routes: [{ prefix: /slow, upstream: slow, auth: false }]
 `)
+  return { upstream, gateway }
+}
+
+const requestLines = (output: string): Array<Record<string, unknown>> =>
+  output.split('\n').filter((line) => line.includes('"msg":"request completed"')).map((line) => JSON.parse(line) as Record<string, unknown>)
+
+t.test('a request sent on an open connection during the drain is answered, with Connection: close, and the gateway exits once it is done', async (t) => {
+  const { upstream, gateway } = await slowGateway(t, 600)
   const socket = connect(gateway.port, '127.0.0.1')
   let received = ''
   socket.setEncoding('latin1')
@@ -72,14 +78,7 @@ routes: [{ prefix: /slow, upstream: slow, auth: false }]
 })
 
 t.test('an idle keep-alive connection left by an answer in flight at the signal does not hold the exit until the deadline', async (t) => {
-  const upstream = await echoUpstream({ delayMs: 400 })
-  t.teardown(upstream.close)
-  const gateway = await start(t, `
-version: 1
-server: { host: 127.0.0.1, port: 0, shutdownGrace: 60s }
-upstreams: { slow: { targets: ["${upstream.url}"] } }
-routes: [{ prefix: /slow, upstream: slow, auth: false }]
-`)
+  const { upstream, gateway } = await slowGateway(t, 400)
   const inFlight = request(`http://127.0.0.1:${gateway.port}/slow/x`) // undici keeps the connection open after the answer
   await waitFor(() => upstream.seen.length === 1)
   gateway.child.kill('SIGTERM')

@@ -1,12 +1,11 @@
 import t from 'tap'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import { WebSocket, WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import tollgateProxy, { resolveOptions, type UpstreamOptions } from '../src/index.js'
 import { FrameScanner, closeFrame } from '../src/websocket-frames.js'
 import { messageBucket } from '../src/websocket-rate.js'
-import { eventually, listen, upstream as httpUpstream } from './helpers/servers.js'
+import { eventually, listen, listenWebSockets, upstream as httpUpstream } from './helpers/servers.js'
 
 type Test = Parameters<typeof httpUpstream>[0]
 
@@ -33,14 +32,7 @@ async function wsUpstream (t: Test): Promise<WsUpstream> {
     })
     socket.on('close', (code) => { state.closes.push(code) })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    for (const client of wss.clients) client.terminate()
-    await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  })
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  state.url = await listenWebSockets(t, server, wss)
   return state
 }
 

@@ -1,11 +1,10 @@
 import t from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import { WebSocket, WebSocketServer } from 'ws'
 import tollgateProxy from '../src/index.js'
-import { closedPort, listen, upstream } from './helpers/servers.js'
+import { closedPort, listen, listenWebSockets, upstream } from './helpers/servers.js'
 
 type Test = Parameters<typeof upstream>[0]
 
@@ -18,14 +17,7 @@ async function wsUpstream (t: Test): Promise<{ url: string, upgrades: IncomingMe
     upgrades.push(req)
     socket.on('message', (data, binary) => { socket.send(data, { binary }) })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    for (const client of wss.clients) client.terminate()
-    await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  })
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, upgrades }
+  return { url: await listenWebSockets(t, server, wss), upgrades }
 }
 
 /** Opens a client socket; resolves with the open socket or the HTTP status of a refusal. */

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import tollgateProxy, { type ProxyOptions } from '../../src/index.js'
+import type { WebSocketServer } from 'ws'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -154,4 +155,16 @@ export async function eventually (condition: () => boolean, tries = 300): Promis
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   return condition()
+}
+
+/** Listens `server` (carrying the WebSocket server `wss`) on 127.0.0.1; both are closed at teardown. Resolves with its URL. */
+export async function listenWebSockets (t: Test, server: Server, wss: WebSocketServer): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const client of wss.clients) client.terminate()
+    await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => { resolve() }))
+  })
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }

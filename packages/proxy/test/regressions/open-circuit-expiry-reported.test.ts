@@ -1,5 +1,5 @@
-import t from 'tap'
-import Fastify from 'fastify'
+import t, { type Test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { tollgateRuntime } from '@tollgate/common'
 import tollgateProxy from '../../src/index.js'
 import { upstream } from '../helpers/servers.js'
@@ -8,9 +8,9 @@ import { upstream } from '../helpers/servers.js'
 // counted the target as up (a trial may go) while `tollgate_upstream_target_healthy` (fed by
 // the `targetHealth` event) stayed at 0 until a trial request came.
 
-t.test('when resetAfter expires without traffic, targetHealth reports the target healthy, as readiness does', async (t) => {
-  let clock = 1_000_000
-  const down = await upstream(t, (_req, res) => { res.writeHead(503); res.end() })
+/** A proxy to a target that always answers `status`, its circuit opening at the first failure; `health` records targetHealth events. */
+async function breakerOver (t: Test, status: number, resetAfter: string, now: () => number): Promise<{ app: FastifyInstance, runtime: ReturnType<typeof tollgateRuntime>, health: boolean[] }> {
+  const down = await upstream(t, (_req, res) => { res.writeHead(status); res.end() })
   const app = Fastify()
   t.teardown(async () => { await app.close() })
   const runtime = tollgateRuntime(app)
@@ -18,11 +18,17 @@ t.test('when resetAfter expires without traffic, targetHealth reports the target
   runtime.events.on('targetHealth', (event) => { health.push(event.healthy) })
   await app.register(tollgateProxy, {
     healthChecks: false,
-    now: () => clock,
-    upstreams: { posts: { targets: [down.url], circuitBreaker: { failures: 1, resetAfter: '200ms' } } },
+    now,
+    upstreams: { posts: { targets: [down.url], circuitBreaker: { failures: 1, resetAfter } } },
     routes: [{ prefix: '/api', upstream: 'posts' }]
   })
   await app.ready()
+  return { app, runtime, health }
+}
+
+t.test('when resetAfter expires without traffic, targetHealth reports the target healthy, as readiness does', async (t) => {
+  let clock = 1_000_000
+  const { app, runtime, health } = await breakerOver(t, 503, '200ms', () => clock)
   const ready = async (): Promise<boolean> => (await runtime.checkReadiness()).every((check) => check.ok)
 
   t.equal((await app.inject({ url: '/api/x' })).statusCode, 503)
@@ -43,20 +49,7 @@ t.test('when resetAfter expires without traffic, targetHealth reports the target
 })
 
 t.test('a clock that has not reached resetAfter keeps the target reported down', async (t) => {
-  const clock = 5_000
-  const down = await upstream(t, (_req, res) => { res.writeHead(502); res.end() })
-  const app = Fastify()
-  t.teardown(async () => { await app.close() })
-  const runtime = tollgateRuntime(app)
-  const health: boolean[] = []
-  runtime.events.on('targetHealth', (event) => { health.push(event.healthy) })
-  await app.register(tollgateProxy, {
-    healthChecks: false,
-    now: () => clock,
-    upstreams: { posts: { targets: [down.url], circuitBreaker: { failures: 1, resetAfter: '50ms' } } },
-    routes: [{ prefix: '/api', upstream: 'posts' }]
-  })
-  await app.ready()
+  const { app, health } = await breakerOver(t, 502, '50ms', () => 5_000)
   t.equal((await app.inject({ url: '/api/x' })).statusCode, 502)
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.same(health, [true, false], 'no report before now() reaches openUntil')

@@ -9,7 +9,7 @@
 import t from 'tap'
 import { createHash, createHmac } from 'node:crypto'
 import { createServer } from 'node:http'
-import { connect, type AddressInfo, type Socket } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
@@ -17,7 +17,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import tollgateMetrics, { genReqId } from '@tollgate/metrics'
 import tollgateAuth from '@tollgate/auth'
 import tollgateProxy, { type UpstreamOptions } from '../../src/index.js'
-import { closedPort, eventually, listen, rawUpstream } from '../helpers/servers.js'
+import { closedPort, eventually, listen, listenWebSockets, rawUpstream } from '../helpers/servers.js'
 
 type Test = Parameters<typeof rawUpstream>[0]
 
@@ -41,14 +41,7 @@ async function wsUpstream (t: Test): Promise<WsUpstream> {
     socket.on('message', (data, binary) => { socket.send(data, { binary }) })
     socket.on('close', (code, reason) => { state.closes.push({ code, reason: reason.toString() }) })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(async () => {
-    for (const client of wss.clients) client.terminate()
-    await new Promise<void>((resolve) => { wss.close(() => { resolve() }) })
-    server.closeAllConnections()
-    await new Promise<void>((resolve) => server.close(() => { resolve() }))
-  })
-  state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  state.url = await listenWebSockets(t, server, wss)
   return state
 }
 
