@@ -37,10 +37,9 @@ function passThroughParser (_request: FastifyRequest, payload: unknown, done: (e
   done(null, payload)
 }
 
-function guardFor (route: ResolvedRoute, bodyLimit: number) {
+function guardFor (route: ResolvedRoute, prefixLength: number, bodyLimit: number) {
   const methods = route.methods
   const allow = route.allow
-  const prefixLength = route.prefix.length
   // Runs first among the route's onRequest hooks (it is the route's own option; other
   // plugins append theirs in onRoute), so auth and rate limits only see normal paths.
   return function tollgateProxyGuard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -113,7 +112,10 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   // Fastify's own JSON parser (prototype-poisoning checks included), for bodies that are validated.
   const parseJson = fastify.getDefaultJsonParser('error', 'error')
   const websockets = new WebSockets()
-  const websocketPrefixes = resolved.routes.filter((route) => route.websocket).map((route) => route.prefix)
+  // Registered inside a prefixed plugin (`{ prefix: '/v1' }`), a route's paths start with that
+  // prefix too: the raw URL is checked and rewritten from the whole of it.
+  const mount = fastify.prefix
+  const websocketPrefixes = resolved.routes.filter((route) => route.websocket).map((route) => mount + route.prefix)
   if (websocketPrefixes.length > 0) {
     routeUpgrades(fastify, websocketPrefixes, websockets)
     // Open tunnels would keep server.close() waiting forever, and a pending handshake until
@@ -124,7 +126,7 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   for (const route of resolved.routes) {
     const compiled: CompiledRoute = Object.freeze({
       prefix: route.prefix,
-      prefixLength: route.prefix.length,
+      prefixLength: mount.length + route.prefix.length,
       rewritePrefix: route.rewritePrefix,
       upstream: upstreams.get(route.upstream)!,
       bodyLimit: resolved.bodyLimit,
@@ -137,10 +139,10 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
     })
     const config = {
       ...route.config,
-      tollgate: { route: route.prefix === '' ? '/' : route.prefix, upstream: route.upstream },
+      tollgate: { route: mount + route.prefix === '' ? '/' : mount + route.prefix, upstream: route.upstream },
       tollgateProxy: { upstream: route.upstream, prefix: route.prefix, rewritePrefix: route.rewritePrefix, websocket: route.websocket }
     }
-    const onRequest = guardFor(route, resolved.bodyLimit)
+    const onRequest = guardFor(route, mount.length + route.prefix.length, resolved.bodyLimit)
     const handler = handlerFor(compiled, route.websocket, websockets)
     // Validation runs after the route's onRequest hooks (guard, auth, rate limit) and only where configured.
     const preValidation = route.validate === null ? undefined : validationHook(route.validate, resolved.bodyLimit, parseJson)
