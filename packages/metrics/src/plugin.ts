@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { Registry } from 'prom-client'
 import { parseTraceparent, routeLabel, tollgateRuntime } from '@tollgate/common'
-import { InvalidRouteConfigError, ListenError, ScrapeError } from './errors.js'
+import { InvalidOptionError, InvalidRouteConfigError, ListenError, ScrapeError } from './errors.js'
 import { createMetricSet, listen, type TollgateMetricSet } from './metrics.js'
 import { resolveOptions, type ResolvedOptions, type TollgateMetricsOptions } from './options.js'
 import { redactUrl } from './logger.js'
@@ -86,6 +86,11 @@ function newState (counted: boolean): RouteState {
 
 const plugin: FastifyPluginAsync<TollgateMetricsOptions> = async (fastify, rawOptions) => {
   const options: ResolvedOptions = resolveOptions(rawOptions)
+  // A second registration would count every request twice (and Fastify would refuse its
+  // decorator with a bare FST_ERR_DEC_ALREADY_PRESENT): say so in our terms.
+  if (fastify.hasDecorator('tollgateMetrics')) {
+    throw new InvalidOptionError('already registered on this instance or a parent: register it once per app (scopes inherit it)')
+  }
   const log = fastify.log.child({ plugin: '@tollgate/metrics' })
   const registry = options.registry ?? new Registry()
   const set = createMetricSet(registry, options.buckets, options.defaultMetrics)

@@ -98,3 +98,10 @@ t.test('the error codes users can match on', async (t) => {
   t.equal(scrape.cause, cause)
   t.equal(scrape.statusCode, 500)
 })
+
+t.test('registered twice on one app: a coded error saying so, not Fastify\'s bare decorator clash', async (t) => {
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(tollgateMetrics)
+  await t.rejects(async () => { await app.register(tollgateMetrics) }, { code: 'TOLLGATE_METRICS_INVALID_OPTION', message: /already registered on this instance/ })
+})

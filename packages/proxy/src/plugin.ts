@@ -163,6 +163,34 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
   })
 }
 
+const kRegistrations = Symbol('tollgate.proxy.registrations')
+type ProxyApi = TollgateProxyApi & { [kRegistrations]: Array<Map<string, Upstream>> }
+
+/** `app.tollgateProxy`: health checks and state of the upstreams of every registration. */
+function proxyApi (): ProxyApi {
+  const registrations: Array<Map<string, Upstream>> = []
+  const all = (): Upstream[] => registrations.flatMap((upstreams) => [...upstreams.values()])
+  return {
+    [kRegistrations]: registrations,
+    async checkHealth () {
+      await Promise.all(all().map(async (upstream) => { await upstream.checkHealth() }))
+    },
+    upstreams () {
+      return all().map((upstream) => ({
+        name: upstream.name,
+        websockets: websocketCount(upstream),
+        targets: upstream.targets.map((target) => ({
+          url: target.url,
+          weight: target.weight,
+          healthy: upstream.isHealthy(target),
+          circuit: target.circuit,
+          active: target.active
+        }))
+      }))
+    }
+  }
+}
+
 const encapsulated = fp(routesPlugin, { fastify: '5.x', name: `${PLUGIN_NAME}/routes`, encapsulate: true })
 
 /**
@@ -185,25 +213,14 @@ export const tollgateProxy: FastifyPluginAsync<ProxyOptions> = async (fastify, o
     runtime.addReadinessCheck(`upstream:${name}`, () => live.readiness())
   }
 
-  const api: TollgateProxyApi = {
-    async checkHealth () {
-      await Promise.all([...upstreams.values()].map(async (upstream) => { await upstream.checkHealth() }))
-    },
-    upstreams () {
-      return [...upstreams.values()].map((upstream) => ({
-        name: upstream.name,
-        websockets: websocketCount(upstream),
-        targets: upstream.targets.map((target) => ({
-          url: target.url,
-          weight: target.weight,
-          healthy: upstream.isHealthy(target),
-          circuit: target.circuit,
-          active: target.active
-        }))
-      }))
-    }
+  // One API per app, over every registration of the plugin it sees (twice at the root, or in
+  // a parent and a child scope): each registration adds its upstreams to it.
+  let api = fastify.hasDecorator('tollgateProxy') ? (fastify.tollgateProxy as ProxyApi) : undefined
+  if (api?.[kRegistrations] === undefined) {
+    api = proxyApi()
+    fastify.decorate('tollgateProxy', api)
   }
-  if (!fastify.hasDecorator('tollgateProxy')) fastify.decorate('tollgateProxy', api)
+  api[kRegistrations].push(upstreams)
 
   await fastify.register(encapsulated, { resolved, upstreams })
 }

@@ -68,3 +68,14 @@ t.test('a WebSocket route under a plugin prefix tunnels with the rewritten path'
   t.equal(echoed, 'ping')
   t.same(paths, ['/ws/room'])
 })
+
+t.test('app.tollgateProxy reports the upstreams of every registration', async (t) => {
+  const origin = await upstream(t)
+  const app = Fastify()
+  t.teardown(async () => { await app.close() })
+  await app.register(tollgateProxy, { upstreams: { a: { targets: [origin.url] } }, routes: [{ prefix: '/a', upstream: 'a' }] })
+  await app.register(tollgateProxy, { upstreams: { b: { targets: [origin.url] } }, routes: [{ prefix: '/b', upstream: 'b' }] })
+  await app.ready()
+  t.same(app.tollgateProxy.upstreams().map((one) => one.name), ['a', 'b'])
+  for (const path of ['/a/x', '/b/x']) t.equal((await app.inject({ url: path })).statusCode, 200, path)
+})
