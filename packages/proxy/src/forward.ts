@@ -138,17 +138,21 @@ function onSourceError (this: Readable & { [kCall]?: ProxyCall }, err: Error): v
 }
 
 /**
- * True when the answer's `Transfer-Encoding` names a coding other than `chunked` (`gzip, chunked`):
+ * True when the answer's `Transfer-Encoding` names a coding other than `chunked` (`gzip, chunked`),
+ * or `chunked` twice:
  * undici removes the chunking and the gateway re-derives framing, so the other coding's label
  * would be lost and the client would get compressed bytes unlabelled. Such an answer gets 502,
  * as nginx refuses any transfer coding but chunked. Only names of the right length are decoded.
  */
 function foreignTransferCoding (raw: Buffer[]): boolean {
+  let chunked = 0
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     if (name.length !== 17 || headerNameToString(name) !== 'transfer-encoding') continue
     for (const coding of raw[i + 1]!.toString('latin1').split(',')) {
       if (coding.trim().toLowerCase() !== 'chunked') return true
+      // Chunked may be applied once only (RFC 9112 6.1): `chunked, chunked` is not a framing.
+      if (++chunked > 1) return true
     }
   }
   return false

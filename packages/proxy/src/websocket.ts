@@ -83,9 +83,10 @@ export function routeUpgrades (fastify: FastifyInstance, prefixes: readonly stri
   }
   const listener = (raw: UpgradeRequest, socket: Duplex, head: Buffer): void => {
     if (server.listenerCount('upgrade') > 1 && !owns(raw.url ?? '')) return
-    if (!isWebSocketUpgrade(raw)) {
+    if (!isWebSocketUpgrade(raw) || !owns(raw.url ?? '')) {
       // Node stops parsing at any `Upgrade` header once an upgrade listener exists, so an
-      // h2c upgrade (`curl --http2`) or a POST asking to upgrade would lose its body here.
+      // h2c upgrade (`curl --http2`), a POST asking to upgrade, or a WebSocket asked of a
+      // route that does not tunnel them would lose its body and what is pipelined after it.
       // A server may ignore an Upgrade it does not support (RFC 9110, 7.8): the request goes
       // back to the HTTP parser without it and is answered as the plain request it is.
       replayWithoutUpgrade(server, raw, socket, head)
@@ -122,6 +123,18 @@ const UPGRADE_ONLY_HEADERS = new Set(['upgrade', 'http2-settings'])
  * parses the request again, body and keep-alive included, as if no upgrade had been asked.
  */
 function replayWithoutUpgrade (server: FastifyInstance['server'], raw: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // An earlier pipelined request may still be answering on this socket, and its connection
+  // state (not the new one's) hands the socket on when it ends: the new connection starts
+  // after it. `_httpMessage` is the socket's current response, as Node's own handlers read it.
+  const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+  if (current != null && !current.writableFinished) {
+    current.once('finish', () => { replayWithoutUpgrade(server, raw, socket, head) })
+    current.once('close', () => { if (!current.writableFinished) socket.destroy() })
+    return
+  }
+  // A keep-alive timer the old connection state set would otherwise cut the new one's requests.
+  const plain = socket as Socket
+  plain.setTimeout(0)
   let text = `${raw.method!} ${raw.url!} HTTP/${raw.httpVersion}\r\n`
   const names = raw.rawHeaders
   for (let i = 0; i < names.length; i += 2) {

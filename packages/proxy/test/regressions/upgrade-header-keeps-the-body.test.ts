@@ -56,3 +56,37 @@ t.test('a POST asking for a WebSocket on a WebSocket route is answered as a POST
   t.equal(origin.seen.length, 1)
   t.equal(origin.seen[0]!.body.toString(), 'data')
 })
+
+t.test('an h2c upgrade pipelined behind a request still being answered is answered in turn, and so is what follows it', async (t) => {
+  const origin = await upstream(t, (req, res, body) => {
+    // The first answer takes a while: the upgrade request arrives while it is in flight.
+    const payload = JSON.stringify({ url: req.url, body: body.toString() })
+    setTimeout(() => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }).end(payload) }, req.url === '/first' ? 200 : 0)
+  })
+  const app = await gateway(t, {
+    upstreams: { echo: { targets: [origin.url] } },
+    routes: [{ prefix: '/ws', upstream: 'echo', websocket: true }, { prefix: '/api', upstream: 'echo' }]
+  })
+  const base = await listen(app)
+  const pipelined = 'GET /api/first HTTP/1.1\r\nHost: gw\r\n\r\n' +
+    'POST /api/second HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nContent-Length: 5\r\n\r\nhello' +
+    'GET /api/third HTTP/1.1\r\nHost: gw\r\n\r\n'
+  const received = await exchange(base, pipelined, 3)
+  const bodies = received.split(/HTTP\/1\.1 200 OK/).slice(1).map((answer) => answer.slice(answer.indexOf('{')))
+  t.same(bodies.map((body) => JSON.parse(body) as { url: string, body: string }), [{ url: '/first', body: '' }, { url: '/second', body: 'hello' }, { url: '/third', body: '' }], 'three answers, in order')
+})
+
+t.test('a WebSocket asked of a route that does not tunnel them is a plain request: its body and what follows it are kept', async (t) => {
+  const origin = await upstream(t)
+  const app = await gateway(t, {
+    upstreams: { echo: { targets: [origin.url] } },
+    routes: [{ prefix: '/ws', upstream: 'echo', websocket: true }, { prefix: '/api', upstream: 'echo' }]
+  })
+  const base = await listen(app)
+  const pipelined = 'GET /api/getws HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nContent-Length: 5\r\n\r\nhello' +
+    'GET /api/after HTTP/1.1\r\nHost: gw\r\n\r\n'
+  await exchange(base, pipelined, 2)
+  t.equal(origin.seen.length, 2, 'both reached the upstream')
+  t.equal(origin.seen.find((seen) => seen.url === '/getws')?.body.toString(), 'hello')
+  t.equal(origin.seen.find((seen) => seen.url === '/getws')?.headers.upgrade, undefined)
+})
