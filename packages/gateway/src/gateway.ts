@@ -35,6 +35,8 @@ const ALLOWED_METHODS = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
 const OVERRIDE_SET: ReadonlySet<string> = new Set(OVERRIDE_HEADERS)
 /** Set upstream by the gateway itself: a client's `x_request_id` would sit beside the real one (CGI reads both as one). */
 const SET_BY_GATEWAY: ReadonlySet<string> = new Set(['x-request-id'])
+/** `Retry-After` (seconds) of a request refused because the gateway is shutting down: another instance can take it at once. */
+const DRAIN_RETRY_AFTER = 1
 /** What the gateway says of a request Node refused before parsing it (see clientErrorHandler). */
 const CLIENT_ERROR_MESSAGES: Readonly<Record<number, string>> = {
   400: 'malformed request',
@@ -139,8 +141,8 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     requestTimeout,
     http: nodeServerOptions,
     keepAliveTimeout: parseDuration(server.keepAliveTimeout ?? SERVER_DEFAULTS.keepAliveTimeout, 'server.keepAliveTimeout'),
-    // While draining, a request on an open connection is answered (with Connection: close,
-    // which Fastify adds) rather than refused with Fastify's bare 503.
+    // While draining, a request on an open connection is refused by the gateway's own checks
+    // (its JSON 503 with Retry-After and the usual headers), not Fastify's bare 503.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // Before routing: `/api/%70osts` is `/api/posts` (RFC 3986), matched and sent as such.
@@ -150,6 +152,13 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     // Fastify's default answer is bare; the gateway's carries what its other refusals do.
     clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket) {
       if (error.code === 'ECONNRESET' || socket.destroyed) return
+      // A pipelined request Node could not parse, behind an answer still being written: an
+      // answer of ours would land inside that one's bytes. Only the connection is closed.
+      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+      if (current != null && !current.writableFinished) {
+        socket.destroy()
+        return
+      }
       const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
       const requestId = randomUUID()
       const body = JSON.stringify({ statusCode: status, error: STATUS_CODES[status], message: CLIENT_ERROR_MESSAGES[status], requestId })
@@ -255,11 +264,22 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   // A callback hook, not an async one: no promise and no microtask hop on every request.
   // After @tollgate/metrics' hook (the request id header), so that a request refused here
   // gets the request id and the security headers like any other answer.
+  // Set once the app starts closing. A request that reaches the gateway after that came on a
+  // connection already open (pipelined behind an answer, or sent as the drain closed it):
+  // its answer may never be delivered (the answer ahead of it says Connection: close), so it
+  // is refused rather than sent upstream, where it would run unanswered.
+  let draining = false
+  app.addHook('preClose', (done) => { draining = true; done() })
   app.addHook('onRequest', function tollgateGatewayChecks (request, reply, done) {
     // On the reply, not the raw response as helmet does: one raw setHeader() sends every
     // other header of the answer through Node's slower setHeader path too. The proxy keeps
     // a header the gateway set, so these win over an upstream's own.
     setHeaders(reply, securityHeaders)
+    if (draining) {
+      reply.header('connection', 'close').header('retry-after', String(DRAIN_RETRY_AFTER))
+      void reply.code(503).send(errorBody(request, 503, 'the gateway is shutting down'))
+      return
+    }
     const rawHeaders = request.raw.rawHeaders
     if (rawHeaders.length > maxHeaders * 2) {
       reply.header('connection', 'close')

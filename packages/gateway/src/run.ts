@@ -1,3 +1,5 @@
+import type { Server, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { parseDuration } from '@tollgate/common'
 import { SERVER_DEFAULTS } from './gateway.js'
@@ -8,12 +10,45 @@ import type { Manifest } from './manifest/types.js'
  * accepting, lets in-flight requests finish within `server.shutdownGrace`, and
  * resolves. Connections still open after the grace period are cut.
  */
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null }
+
+/**
+ * The server's open connections, so that a drain can tell each one's answer in flight
+ * (`_httpMessage`, the socket's current response, as Node's own handlers read it) to close
+ * the connection after it, and close connections that never carried a request.
+ */
+function trackConnections (server: Server): { drain: () => void, closeIdle: () => void } {
+  const open = new Set<HttpSocket>()
+  const add = (socket: HttpSocket): void => {
+    open.add(socket)
+    socket.once('close', () => { open.delete(socket) })
+  }
+  server.on('connection', add)
+  server.on('secureConnection', add)
+  const closeIdle = (): void => {
+    server.closeIdleConnections()
+    // Node counts a connection as idle only after its first request.
+    for (const socket of open) if (socket._httpMessage == null && socket.bytesRead === 0) socket.destroy()
+  }
+  return {
+    drain () {
+      for (const socket of open) {
+        const answer = socket._httpMessage
+        if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
+      }
+      closeIdle()
+    },
+    closeIdle
+  }
+}
+
 /** How often idle keep-alive connections are closed while the gateway drains (ms). */
 const IDLE_SWEEP_MS = 100
 
 export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest): Promise<void> {
   const server = manifest.server ?? {}
   const grace = parseDuration(server.shutdownGrace ?? SERVER_DEFAULTS.shutdownGrace, 'server.shutdownGrace')
+  const connections = trackConnections(app.server)
   const address = await app.listen({ host: server.host ?? SERVER_DEFAULTS.host, port: server.port ?? SERVER_DEFAULTS.port })
   // Fastify logs the address at info; below that level (`logLevel: warn`) `port: 0` would
   // leave no way to learn the port, and the manifest promises it is logged.
@@ -52,10 +87,12 @@ export async function serveUntilSignal (app: FastifyInstance, manifest: Manifest
       app.log.info({ signal, graceMs: grace }, 'shutting down: no new connections, finishing in-flight requests')
       const deadline = setTimeout(() => { forceClose('shutdown grace period over') }, grace)
       deadline.unref()
-      // An answer in flight at the signal leaves its keep-alive connection open and idle once
-      // sent, and server.close() waits for every connection: close idle ones as they appear.
-      // (Requests arriving on open connections meanwhile are answered with Connection: close.)
-      const sweep = setInterval(() => { app.server.closeIdleConnections() }, IDLE_SWEEP_MS)
+      // Answers in flight that have not started say `Connection: close`, so their clients do
+      // not send another request on a connection about to close (requests arriving meanwhile
+      // get it from Fastify). server.close() waits for every connection: idle ones, and ones
+      // never used, are closed now and as they appear.
+      connections.drain()
+      const sweep = setInterval(() => { connections.closeIdle() }, IDLE_SWEEP_MS)
       sweep.unref()
       const done = (): void => {
         clearTimeout(deadline)
