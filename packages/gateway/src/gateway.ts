@@ -152,10 +152,11 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     // Fastify's default answer is bare; the gateway's carries what its other refusals do.
     clientErrorHandler (error: NodeJS.ErrnoException, socket: Socket) {
       if (error.code === 'ECONNRESET' || socket.destroyed) return
-      // A pipelined request Node could not parse, behind an answer still being written: an
-      // answer of ours would land inside that one's bytes. Only the connection is closed.
+      // An answer already being written on this connection (a pipelined request Node could not
+      // parse, behind it): ours would land inside its bytes. Only the connection is closed, as
+      // Node's own handler does. (An answer not started yet is the refused request's own.)
       const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-      if (current != null && !current.writableFinished) {
+      if (current != null && current.headersSent) {
         socket.destroy()
         return
       }
