@@ -1,5 +1,3 @@
-import fastifyJwt from '@fastify/jwt'
-import type { FastifyInstance } from 'fastify'
 import { createDecoder, createVerifier, type Algorithm } from 'fast-jwt'
 import { JwksKeyError, type JwksKey, type JwksStore } from './jwks.js'
 import type { ResolvedJwt } from './options.js'
@@ -22,8 +20,10 @@ interface DecodedJwt {
 }
 
 /**
- * Builds the token verifier: @fastify/jwt for a secret or a PEM key, fast-jwt verifiers per
- * key and algorithm for a JWKS.
+ * Builds the token verifier: one fast-jwt verifier for a secret or a PEM key, fast-jwt
+ * verifiers per key and algorithm for a JWKS. Nothing is registered on the app, so the
+ * user's own @fastify/jwt (`fastify.jwt`, `request.user`, `request.jwtVerify`) is never in
+ * the way, whichever is registered first.
  *
  * The key always comes from configuration (a secret, a PEM key, or the configured
  * JWKS by `kid`): `jwk`, `jku`, `x5u` and `x5c` headers are never read. fast-jwt checks
@@ -31,7 +31,7 @@ interface DecodedJwt {
  * it `exp` is required, the payload must be an object, and `exp`/`nbf` are checked
  * again against the plugin's clock (`now`), so no token outlives its `exp`.
  */
-export async function createTokenVerifier (fastify: FastifyInstance, jwt: ResolvedJwt, store: JwksStore | undefined, now: () => number): Promise<VerifyToken> {
+export function createTokenVerifier (jwt: ResolvedJwt, store: JwksStore | undefined, now: () => number): VerifyToken {
   const verifyOptions: VerifyOptions = {
     algorithms: [...jwt.algorithms] as Algorithm[],
     ...(jwt.issuer === undefined ? {} : { allowedIss: [...jwt.issuer] }),
@@ -43,7 +43,7 @@ export async function createTokenVerifier (fastify: FastifyInstance, jwt: Resolv
   }
   const verifyWithJwt = jwt.source === 'jwks'
     ? jwksVerifier(jwt, store as JwksStore, verifyOptions)
-    : await staticKeyVerifier(fastify, jwt.source === 'secret' ? jwt.secret as string : jwt.publicKeyPem as string, verifyOptions)
+    : staticKeyVerifier(jwt.source === 'secret' ? jwt.secret as string : jwt.publicKeyPem as string, verifyOptions)
 
   return async function verifyToken (token: string): Promise<Record<string, unknown>> {
     let payload: unknown
@@ -86,19 +86,15 @@ interface VerifyOptions {
 }
 
 /**
- * One configured key (a secret or a PEM key), on @fastify/jwt, registered in a private child
- * scope so that it claims neither `fastify.jwt` nor `request.user` in the user's app. Its
- * verifier (and the key object) is built once, at registration.
+ * One configured key (a secret or a PEM key): the fast-jwt verifier that @fastify/jwt would
+ * build from `{ secret: { public: key }, verify }` (its `jwt.verify(token)` is exactly
+ * `createVerifier({ key, ...verify })(token)`), made here directly. Registering @fastify/jwt,
+ * even in a child scope, decorates `request.user`, `request.jwtVerify`, `reply.jwtSign` and
+ * `fastify.jwt`, which fails with FST_ERR_DEC_ALREADY_PRESENT when the user registered their
+ * own @fastify/jwt first. The key is prepared once, here, not on every verification.
  */
-async function staticKeyVerifier (fastify: FastifyInstance, key: string, verify: VerifyOptions): Promise<(token: string) => unknown> {
-  let verifyWithJwt: ((token: string) => unknown) | undefined
-  await fastify.register(async function tollgateJwtScope (child) {
-    // Verify-only: { public } without { private } creates no signer.
-    await child.register(fastifyJwt, { secret: { public: key }, verify })
-    const api = child.jwt
-    verifyWithJwt = (token) => api.verify(token)
-  })
-  return verifyWithJwt as (token: string) => unknown
+function staticKeyVerifier (key: string, verify: VerifyOptions): (token: string) => unknown {
+  return createVerifier({ ...verify, key }) as (token: string) => unknown
 }
 
 /**

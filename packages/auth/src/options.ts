@@ -204,7 +204,9 @@ class Problems {
   readonly list: OptionProblem[] = []
   constructor (readonly prefix: string) {}
 
+  /** `key` under the prefix; `''` is the options object itself: the prefix, else `options`. */
   path (key: string): string {
+    if (key === '') return this.prefix === '' ? 'options' : this.prefix
     return this.prefix === '' ? key : `${this.prefix}.${key}`
   }
 
@@ -535,7 +537,8 @@ function resolveForward (input: unknown, problems: Problems): ResolvedForward | 
 /**
  * Validates the plugin options and applies defaults. Pure: throws `TOLLGATE_AUTH_INVALID_OPTION`
  * listing every problem as `path: message` (the error's `problems` holds them one by one).
- * `path` prefixes each path (`auth` gives `auth.jwt.secret: ...`).
+ * `path` prefixes each path (`auth` gives `auth.jwt.secret: ...`); a problem with the options
+ * object as a whole is reported under `path`, or `options` without one.
  */
 export function resolveOptions (input: AuthOptions | undefined, { path = '' }: { path?: string } = {}): ResolvedOptions {
   const problems = new Problems(path)

@@ -84,6 +84,8 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
   const log = fastify.log.child({ plugin: PLUGIN_NAME })
   for (const warning of options.warnings) log.warn(warning)
   const runtime = tollgateRuntime(fastify)
+  // Only this plugin decorates it (typed `| undefined` in @tollgate/common): elsewhere it stays
+  // absent, which is how @tollgate/rate-limit knows no auth plugin vouches for an API key.
   if (!fastify.hasRequestDecorator('tollgateIdentity')) fastify.decorateRequest('tollgateIdentity', null)
 
   const { jwt, apiKeys, forward } = options
@@ -115,7 +117,7 @@ const tollgateAuth: FastifyPluginAsync<AuthOptions> = async function tollgateAut
     // Warm the key set without holding up startup: the key server may come up after the gateway.
     fastify.addHook('onReady', async () => { void jwksStore.refresh() })
   }
-  const verifyToken: VerifyToken | undefined = jwt === undefined ? undefined : await createTokenVerifier(fastify, jwt, store, now)
+  const verifyToken: VerifyToken | undefined = jwt === undefined ? undefined : createTokenVerifier(jwt, store, now)
   const tokenCache = jwt === undefined || jwt.tokenCacheSize === 0 ? undefined : new TokenCache(jwt.tokenCacheSize, jwt.clockToleranceMs, now, store)
   const forwardAuth = forward === undefined ? undefined : new ForwardAuth(forward, now, agent as Agent)
   const rolesClaim = jwt?.rolesClaim ?? 'roles'

@@ -14,7 +14,12 @@ export interface TollgateIdentity {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The verified identity, or `null` on an anonymous request. Decorated by @tollgate/auth. */
-    tollgateIdentity: TollgateIdentity | null
+    /**
+     * The verified identity. Decorated by @tollgate/auth only: `null` on a request it let
+     * through without one (a public route), `undefined` where @tollgate/auth is not registered
+     * (not in this app, or not in this route's encapsulation context). Read it as
+     * `request.tollgateIdentity?.id`; `== null` covers both kinds of anonymous.
+     */
+    tollgateIdentity: TollgateIdentity | null | undefined
   }
 }
