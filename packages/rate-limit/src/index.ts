@@ -9,6 +9,7 @@ export {
   type Algorithm,
   type KeyBy,
   type RateLimitRule,
+  type RedisClientLike,
   type RedisStoreOptions,
   type ResolvedOptions,
   type ResolvedRule,

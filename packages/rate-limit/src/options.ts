@@ -1,5 +1,4 @@
 import { parseDuration, type Duration } from '@tollgate/common'
-import type { Redis } from 'ioredis'
 import { InvalidOptionError, InvalidRouteConfigError } from './errors.js'
 
 /** How requests are counted; see the README for the exact semantics of each. */
@@ -27,15 +26,34 @@ export interface RateLimitRule {
   algorithm?: Algorithm
 }
 
+/**
+ * The part of an ioredis client that the limiter uses: any ioredis 5 or 6 client (such as
+ * `app.redis` from @fastify/redis) fits, whichever copy of ioredis made it. Typed by shape,
+ * not as ioredis's `Redis` class, because two majors' classes are not assignable to each other.
+ */
+export interface RedisClientLike {
+  /** ioredis's connection state; commands are sent only while it is `'ready'`. */
+  readonly status: string
+  /** The client's own settings: `commandTimeout` (ms) and `enableOfflineQueue` are read. */
+  readonly options: { readonly commandTimeout?: number | undefined, readonly enableOfflineQueue?: boolean | undefined }
+  /** Where the limiter's Lua scripts are defined (then called as `client[name](key, ...args, callback)`). */
+  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
+  /** The readiness check. */
+  ping (): Promise<unknown>
+  on (event: 'error', listener: (error: Error) => void): unknown
+  off (event: 'error', listener: (error: Error) => void): unknown
+}
+
 /** Where the limiter keeps its counts when they are shared between instances. */
 export interface RedisStoreOptions {
   /** `redis://[:password@]host:port[/db]` or `rediss://...`. The plugin makes, owns and closes this client. */
   url?: string
   /**
-   * An existing ioredis client (for example `app.redis` from @fastify/redis). The plugin never
-   * closes it. Give it `enableOfflineQueue: false`; the plugin applies `commandTimeout` itself.
+   * An existing ioredis client, version 5 or 6 (for example `app.redis` from @fastify/redis).
+   * The plugin never closes it. Give it `enableOfflineQueue: false`; the plugin applies
+   * `commandTimeout` itself.
    */
-  client?: Redis
+  client?: RedisClientLike
   /** Prefix of every key the limiter writes. @default 'tollgate:' */
   keyPrefix?: string
   /** Longest wait for one Redis answer before `onStoreError` applies. At most 250 ms by default. @default '250ms' */
@@ -61,8 +79,8 @@ export interface TollgateRateLimitOptions {
    * @default 'allow'
    */
   onStoreError?: 'allow' | 'deny'
-  /** Share counts through Redis (options, or an ioredis client). Without it counts are kept in memory. */
-  redis?: RedisStoreOptions | Redis
+  /** Share counts through Redis (options, or an ioredis 5 or 6 client). Without it counts are kept in memory. */
+  redis?: RedisStoreOptions | RedisClientLike
   /** Header carrying the API key, for `by: 'apiKey'`. @default 'x-api-key' */
   apiKeyHeader?: string
   /** `Retry-After` of the 503 sent under `onStoreError: 'deny'`. @default '5s' */
@@ -93,7 +111,7 @@ export interface ResolvedRule {
 
 export interface ResolvedRedis {
   readonly url: string | null
-  readonly client: Redis | null
+  readonly client: RedisClientLike | null
   readonly keyPrefix: string
   readonly commandTimeoutMs: number
   readonly connectTimeoutMs: number
@@ -139,7 +157,7 @@ function checkKeys (value: Record<string, unknown>, allowed: ReadonlySet<string>
 }
 
 /** True when `value` looks like an ioredis client (duck-typed, so a second copy of ioredis works too). */
-export function isRedisClient (value: unknown): value is Redis {
+export function isRedisClient (value: unknown): value is RedisClientLike {
   return typeof value === 'object' && value !== null &&
     typeof (value as { defineCommand?: unknown }).defineCommand === 'function' &&
     typeof (value as { status?: unknown }).status === 'string'
@@ -202,7 +220,7 @@ function resolveRedis (value: unknown, fail: Fail): ResolvedRedis | null {
   if (connectTimeoutMs < 1) throw fail('redis.connectTimeout: must be at least 1 ms')
   return Object.freeze({
     url: (url as string | undefined) ?? null,
-    client: (client as Redis | undefined) ?? null,
+    client: (client as RedisClientLike | undefined) ?? null,
     keyPrefix,
     commandTimeoutMs,
     connectTimeoutMs

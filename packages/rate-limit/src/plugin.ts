@@ -1,11 +1,10 @@
 import { LruCache, routeLabel, tollgateRuntime } from '@tollgate/common'
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onResponseHookHandler } from 'fastify'
-import type { Redis } from 'ioredis'
 import type { Decision } from './algorithms.js'
 import { RateLimitExceededError, StoreUnavailableError } from './errors.js'
 import { ipBucket } from './ip.js'
 import { bucketKey, rulePrefix } from './keys.js'
-import { resolveOptions, resolveRouteRule, type ResolvedRule, type TollgateRateLimitOptions } from './options.js'
+import { resolveOptions, resolveRouteRule, type RedisClientLike, type ResolvedRule, type TollgateRateLimitOptions } from './options.js'
 import { MemoryStore } from './store/memory.js'
 import type { RedisStore } from './store/redis.js'
 
@@ -100,30 +99,33 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
   } else {
     // Loaded only with a Redis store: an app counting in memory never loads ioredis (~8 MB).
     const { createRedisClient, RedisStore } = await import('./store/redis.js')
-    const owned = options.redis.client === null
-    const client: Redis = options.redis.client ?? createRedisClient(options.redis)
-    redis = new RedisStore(client, options.redis.keyPrefix, options.redis.commandTimeoutMs, owned)
+    // The plugin's own client (ioredis 6, whose connection it manages), or the user's (any
+    // ioredis 5 or 6 client: only RedisClientLike is used on it).
+    const own = options.redis.client === null ? createRedisClient(options.redis) : null
+    const client: RedisClientLike = options.redis.client ?? own!
+    redis = new RedisStore(client, options.redis.keyPrefix, options.redis.commandTimeoutMs, own !== null)
     const onClientError = (error: Error): void => { failures.failure(error, 'to connect') }
     client.on('error', onClientError)
-    if (!owned && client.options.enableOfflineQueue !== false) {
+    if (own === null && client.options.enableOfflineQueue !== false) {
       log.warn('the Redis client given to @tollgate/rate-limit has an offline queue: give it enableOfflineQueue: false so that no request waits for a reconnection')
     }
-    if (owned) {
+    if (own !== null) {
       // Connect in the background: a Redis down at boot must not stop the app from starting.
-      client.connect().catch(() => { /* reported through the 'error' event */ })
+      own.connect().catch(() => { /* reported through the 'error' event */ })
       // ...but give it up to connectTimeout before the app is ready, so a healthy Redis is
       // in use from the first request (with onStoreError: deny that request would be a 503).
       const connectTimeoutMs = options.redis.connectTimeoutMs
+      const owned = own
       fastify.addHook('onReady', async () => {
-        if (client.status === 'ready') return
+        if (owned.status === 'ready') return
         await new Promise<void>((resolve) => {
           const timer = setTimeout(done, connectTimeoutMs)
           function done (): void {
             clearTimeout(timer)
-            client.off('ready', done)
+            owned.off('ready', done)
             resolve()
           }
-          client.once('ready', done)
+          owned.once('ready', done)
         })
       })
     }
@@ -142,9 +144,9 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
       // disconnect(), not quit(): it never waits on an unreachable server, and stops reconnecting.
       // A handshake already under way can still fail after it; keep a listener so that late
       // error is not an unhandled 'error' event printed over the CLI's output.
-      if (owned) {
-        client.on('error', () => {})
-        client.disconnect()
+      if (own !== null) {
+        own.on('error', () => {})
+        own.disconnect()
       }
     })
   }
@@ -295,12 +297,23 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     }
   }
 
+  // Routes added before this plugin was loaded (see the safety net at the end) are already in
+  // the router. '(empty tree)' is Fastify's rendering of an empty router; any other answer (a
+  // route, or another rendering in a later version) installs the net, at a check per request.
+  const lateRoutesPossible = fastify.printRoutes() !== '(empty tree)'
+
+  // Marks the config of every route this registration's onRoute hook compiled (limited or
+  // not), so the late-route safety net below can tell them apart. Fastify copies the config's
+  // symbol keys into the route's context.
+  const kCompiled = Symbol('tollgate.rateLimit.compiled')
+
   // Per-route settings are read when each route is added, so a bad `config.rateLimit` fails
   // registration (and `app.ready()`), never the first request. The hook is appended to the
   // route's onRequest list: plugins registered earlier (auth) run first.
   fastify.addHook('onRoute', (routeOptions) => {
     const method = Array.isArray(routeOptions.method) ? routeOptions.method.join(',') : routeOptions.method
     const rule = resolveRouteRule(routeOptions.config?.rateLimit, `${method} ${routeOptions.url}`, options)
+    if (lateRoutesPossible) routeOptions.config = { ...routeOptions.config, [kCompiled]: true } as typeof routeOptions.config
     if (rule === null) return
     const hook = hookFor(rule)
     const { guard, count } = failedAuthHooks(rule)
@@ -313,6 +326,88 @@ const plugin: FastifyPluginAsync<TollgateRateLimitOptions> = async (fastify, raw
     if (Array.isArray(onResponse)) routeOptions.onResponse = [...onResponse, count]
     else if (typeof onResponse === 'function') routeOptions.onResponse = [onResponse, count]
     else routeOptions.onResponse = [count]
+  })
+
+  /*
+   * Safety net for routes added before the onRoute hook above existed: the usual Fastify style
+   * without top-level await, `app.register(tollgateRateLimit, ...)` then `app.get(...)`, declares
+   * the routes synchronously, before the plugin is loaded. Such routes are already in the router
+   * when this function runs, so the net is installed only when the router is not empty: an app
+   * that awaits the registration before its routes pays nothing for it.
+   *
+   * Fastify gives no public list of routes with their config (onRoute is the documented way,
+   * printRoutes() is text), so a late route cannot be checked at onReady: its config.rateLimit
+   * is compiled on its first request, once per route (cached by its config object), and applied
+   * the same way: limiter in preHandler (after @tollgate/auth's own safety net, which is a
+   * preHandler registered earlier, so `by: 'user'` sees the identity), failed-auth guard in
+   * onRequest and count in onResponse. An invalid config fails closed: every request of that
+   * route gets the InvalidRouteConfigError (500), logged once here with the route and the key.
+   */
+  if (!lateRoutesPossible) return
+
+  interface LateRoute {
+    readonly hook: onRequestHookHandler | null
+    readonly guard: onRequestHookHandler | null
+    readonly count: onResponseHookHandler | null
+    readonly error: Error | null
+  }
+  const NOT_LIMITED: LateRoute = Object.freeze({ hook: null, guard: null, count: null, error: null })
+  const lateRoutes = new WeakMap<object, LateRoute>()
+
+  /** The compiled late route of this request, or null when onRoute compiled it (or it is the 404 route). */
+  function lateRoute (request: FastifyRequest): LateRoute | null {
+    if (request.is404) return null
+    const routeOptions = request.routeOptions
+    const config = routeOptions.config as unknown as Record<symbol, unknown>
+    if (config[kCompiled] === true) return null
+    let late = lateRoutes.get(config)
+    if (late === undefined) {
+      const method = Array.isArray(routeOptions.method) ? routeOptions.method.join(',') : routeOptions.method
+      const routeName = `${method} ${routeOptions.url}`
+      try {
+        const rule = resolveRouteRule(routeOptions.config.rateLimit, routeName, options)
+        late = rule === null ? NOT_LIMITED : { hook: hookFor(rule), ...failedAuthHooks(rule), error: null }
+      } catch (error) {
+        log.error({ err: error, route: routeName }, `route ${routeName} was added before @tollgate/rate-limit was loaded and its config.rateLimit is invalid: answering 500; register the plugin with await before the routes so that app.ready() fails instead`)
+        late = { hook: null, guard: null, count: null, error: error as Error }
+      }
+      lateRoutes.set(config, late)
+    }
+    return late
+  }
+
+  fastify.addHook('onRequest', function tollgateRateLimitLateGuard (request, reply, done) {
+    // Nobody blocked (the usual case): nothing to look up.
+    if (blockedUntil.size === 0) {
+      done()
+      return
+    }
+    const guard = lateRoute(request)?.guard
+    if (guard == null) done()
+    else guard.call(this, request, reply, done)
+  })
+
+  fastify.addHook('preHandler', function tollgateRateLimitLateRoute (request, reply, done) {
+    // Limited by its own onRoute hook (the usual case): one property read.
+    if (request.tollgateRateLimit !== null) {
+      done()
+      return
+    }
+    const late = lateRoute(request)
+    if (late === null || late.hook === null) done(late?.error ?? undefined)
+    else late.hook.call(this, request, reply, done)
+  })
+
+  fastify.addHook('onResponse', function tollgateRateLimitLateCount (request, reply, done) {
+    const status = reply.statusCode
+    // Only refusals by authentication, which ran before any limiter.
+    if ((status !== 401 && status !== 403) || request.tollgateRateLimit !== null) {
+      done()
+      return
+    }
+    const count = lateRoute(request)?.count
+    if (count == null) done()
+    else count.call(this, request, reply, done)
   })
 }
 

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import type { Decision } from '../algorithms.js'
-import type { Algorithm, ResolvedRedis } from '../options.js'
+import type { Algorithm, RedisClientLike, ResolvedRedis } from '../options.js'
 import { FIXED_WINDOW_LUA, SLIDING_WINDOW_LUA, TOKEN_BUCKET_LUA } from './scripts.js'
 
 type Reply = (error: Error | null | undefined, result?: unknown) => void
@@ -60,13 +60,13 @@ export function createRedisClient (settings: ResolvedRedis): Redis {
 
 /** Buckets in Redis, one hash per bucket, each decision one atomic script call. */
 export class RedisStore {
-  readonly client: Redis
+  readonly client: RedisClientLike
   readonly #keyPrefix: string
   readonly #commands: Record<Algorithm, ScriptCommand>
   /** Our own timer, only for a user's client without a (short enough) `commandTimeout`. */
   readonly #timeoutMs: number | null
 
-  constructor (client: Redis, keyPrefix: string, commandTimeoutMs: number, owned: boolean) {
+  constructor (client: RedisClientLike, keyPrefix: string, commandTimeoutMs: number, owned: boolean) {
     this.client = client
     this.#keyPrefix = `${keyPrefix}rl:`
     const target = client as unknown as Record<string, ScriptCommand | undefined>
