@@ -260,6 +260,50 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     void reply.code(404).send(errorBody(request, 404, `no route matches ${request.method} ${path.length > 200 ? `${path.slice(0, 200)}...` : path}`))
   })
 
+  // Auth and rate limits before every route, the gateway's own endpoints included (they are
+  // public and unlimited through the onRoute hook above): each plugin then reads every route
+  // as it is added, and neither needs its late-route safety net (hooks on every request).
+  // Their route hooks run after the global hooks of metrics and the gateway checks anyway.
+  const auth = manifest.auth
+  if (auth !== undefined) {
+    const jwt = auth.jwt
+    const authOptions = {
+      ...(jwt === undefined
+        ? {}
+        : {
+            jwt: {
+              ...jwt,
+              publicKey: jwt.publicKey === undefined || isInlinePem(jwt.publicKey) ? jwt.publicKey : readKeyFile(jwt.publicKey, baseDir).toString('utf8')
+            }
+          }),
+      ...(auth.apiKeys === undefined ? {} : { apiKeys: auth.apiKeys }),
+      ...(auth.forward === undefined ? {} : { forward: auth.forward }),
+      ...(auth.identityHeaders === undefined ? {} : { identityHeaders: auth.identityHeaders }),
+      defaultRoute: 'authenticated',
+      // The request line (@tollgate/metrics) carries each refusal's error: one line per request.
+      refusalLogLevel: 'debug'
+    }
+    try {
+      // The plugin checks these again when registered; here its problems get their manifest path.
+      resolveAuthOptions(authOptions as never, { path: 'auth' })
+    } catch (error) {
+      const found = (error as { problems?: OptionProblem[] }).problems
+      if (found === undefined) throw error
+      throw new ManifestError(found.map((problem) => `${problem.path}: ${problem.message}`))
+    }
+    await app.register(tollgateAuth, authOptions as never)
+  }
+
+  // A route's own rateLimit needs the plugin even when the manifest has no rateLimit section.
+  const anyRouteLimit = manifest.routes.some((route) => route.rateLimit !== undefined && route.rateLimit !== false)
+  if (manifest.rateLimit !== undefined || manifest.redis !== undefined || anyRouteLimit) {
+    await app.register(tollgateRateLimit, {
+      ...(manifest.rateLimit ?? {}),
+      ...(manifest.redis === undefined ? {} : { redis: manifest.redis }),
+      apiKeyHeader
+    } as never)
+  }
+
   await app.register(tollgateMetrics, { path: server.metrics ?? SERVER_DEFAULTS.metrics })
 
   // A callback hook, not an async one: no promise and no microtask hop on every request.
@@ -355,45 +399,6 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
     })
   }
 
-  const auth = manifest.auth
-  if (auth !== undefined) {
-    const jwt = auth.jwt
-    const authOptions = {
-      ...(jwt === undefined
-        ? {}
-        : {
-            jwt: {
-              ...jwt,
-              publicKey: jwt.publicKey === undefined || isInlinePem(jwt.publicKey) ? jwt.publicKey : readKeyFile(jwt.publicKey, baseDir).toString('utf8')
-            }
-          }),
-      ...(auth.apiKeys === undefined ? {} : { apiKeys: auth.apiKeys }),
-      ...(auth.forward === undefined ? {} : { forward: auth.forward }),
-      ...(auth.identityHeaders === undefined ? {} : { identityHeaders: auth.identityHeaders }),
-      defaultRoute: 'authenticated',
-      // The request line (@tollgate/metrics) carries each refusal's error: one line per request.
-      refusalLogLevel: 'debug'
-    }
-    try {
-      // The plugin checks these again when registered; here its problems get their manifest path.
-      resolveAuthOptions(authOptions as never, { path: 'auth' })
-    } catch (error) {
-      const found = (error as { problems?: OptionProblem[] }).problems
-      if (found === undefined) throw error
-      throw new ManifestError(found.map((problem) => `${problem.path}: ${problem.message}`))
-    }
-    await app.register(tollgateAuth, authOptions as never)
-  }
-
-  // A route's own rateLimit needs the plugin even when the manifest has no rateLimit section.
-  const anyRouteLimit = manifest.routes.some((route) => route.rateLimit !== undefined && route.rateLimit !== false)
-  if (manifest.rateLimit !== undefined || manifest.redis !== undefined || anyRouteLimit) {
-    await app.register(tollgateRateLimit, {
-      ...(manifest.rateLimit ?? {}),
-      ...(manifest.redis === undefined ? {} : { redis: manifest.redis }),
-      apiKeyHeader
-    } as never)
-  }
 
   // A manifest whose upstreams are all NestJS microservices has nothing to proxy.
   // An upstream's `ca` is a file in the manifest; the proxy takes the PEM.
