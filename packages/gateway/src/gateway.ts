@@ -109,10 +109,13 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
   }
 
   const securityHeaders = server.securityHeaders === false ? [] : helmetDefaults()
-  // Each proxied route's Allow, longest prefix first: for the 405s the gateway answers itself.
+  // Each route's Allow, longest prefix first: for the 405s the gateway answers itself. A
+  // route of NestJS patterns allows the methods its patterns map (per prefix, not per path).
   const httpRoutes = manifest.routes
-    .filter((route) => isHttpRoute(manifest, route))
-    .map((route) => ({ prefix: route.prefix, allow: allowOf(route.methods) }))
+    .map((route) => ({
+      prefix: route.prefix,
+      allow: isHttpRoute(manifest, route) ? allowOf(route.methods) : allowOf((route.patterns ?? []).map((pattern) => pattern.method))
+    }))
     .sort((a, b) => b.prefix.length - a.prefix.length)
   const routeOf = (path: string): { prefix: string, allow: string } | undefined =>
     httpRoutes.find(({ prefix }) => prefix === '/' || path === prefix || path.startsWith(`${prefix}/`))

@@ -26,6 +26,9 @@ export const MethodNotAllowedError = createError('TOLLGATE_MICROSERVICES_METHOD_
  */
 export const NoResponderError = createError('TOLLGATE_MICROSERVICES_NO_RESPONDER', 'The upstream service is unavailable', 503)
 
+/** The request is larger than the transport carries in one message (NATS `max_payload`): retrying cannot help. */
+export const PayloadTooLargeError = createError('TOLLGATE_MICROSERVICES_PAYLOAD_TOO_LARGE', 'The request is too large for the upstream service\'s transport', 413, Error, NO_STACK)
+
 /** No complete reply within the upstream's `timeout`; a reply arriving later is dropped. */
 export const TimeoutError = createError('TOLLGATE_MICROSERVICES_TIMEOUT', 'The upstream service did not answer in time', 504)
 

@@ -67,7 +67,8 @@ function handlerFor (pattern: ResolvedPattern, upstream: ResolvedUpstream, clien
     if (target !== undefined) request.tollgateTarget = target
     observe(target, failure.statusCode, started)
     if (failure instanceof NoResponderError) reply.header('retry-after', RETRY_AFTER)
-    if (failure.statusCode >= 500) request.log.warn({ err: failure, upstream: name, target, pattern: pattern.route }, 'microservice call failed')
+    // At debug, as the proxy's failed attempts: the request's one line carries the error.
+    if (failure.statusCode >= 500) request.log.debug({ err: failure, upstream: name, target, pattern: pattern.route }, 'microservice call failed')
     throw failure
   }
 
@@ -125,12 +126,22 @@ function validationHook (validators: RequestValidators): preValidationHookHandle
 }
 
 /** Refuses paths not in normal form and methods the path is not mapped for, before auth and rate limits. */
-function guardFor (allowed: ReadonlySet<string>, allow: string) {
+function guardFor (allowed: ReadonlySet<string>, allow: string, hasParams: boolean) {
   return function tollgateMicroservicesGuard (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const problem = pathProblem(request.raw.url!)
     if (problem !== null) {
       done(new BadPathError(problem))
       return
+    }
+    if (hasParams) {
+      // The router matches `/users/` to `/users/:id` with an empty id: no resource is named.
+      const params = request.params as Record<string, string>
+      for (const name in params) {
+        if (params[name] === '') {
+          reply.callNotFound()
+          return
+        }
+      }
     }
     if (!allowed.has(request.raw.method!)) {
       reply.header('allow', allow)
@@ -141,21 +152,20 @@ function guardFor (allowed: ReadonlySet<string>, allow: string) {
   }
 }
 
-function jsonParser (_request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void): void {
-  if (body.length === 0) {
-    done(null, null)
-    return
-  }
-  try {
-    done(null, JSON.parse(body))
-  } catch (cause) {
-    done(Object.assign(new Error('Body is not valid JSON'), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY', cause }))
+type JsonParser = (request: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => void
+
+/** Fastify's own JSON parser (`__proto__` and `constructor.prototype` keys refused), with an empty body read as `null`. */
+function jsonParserFrom (parse: JsonParser): JsonParser {
+  return function jsonParser (request, body, done) {
+    if (body.length === 0) done(null, null)
+    else parse(request, body, done)
   }
 }
 
 /** The encapsulated part: routes and the JSON-only body parser stay in this context. */
 const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolved, clients }) => {
   // `data` is JSON: other content types get 415 here, and nowhere else in the app.
+  const jsonParser = jsonParserFrom(fastify.getDefaultJsonParser('error', 'error') as JsonParser)
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, jsonParser)
   fastify.addContentTypeParser(/^application\/[a-z0-9.+-]*\+json$/, { parseAs: 'string' }, jsonParser)
@@ -171,7 +181,7 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
       byUrl.set(pattern.url, methods)
     }
   }
-  const guards = new Map([...byUrl].map(([url, methods]) => [url, guardFor(methods, [...methods].join(', '))]))
+  const guards = new Map([...byUrl].map(([url, methods]) => [url, guardFor(methods, [...methods].join(', '), url.includes(':'))]))
 
   const configured = new Set<string>()
   for (const route of resolved.routes) {

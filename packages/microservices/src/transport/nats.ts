@@ -1,13 +1,22 @@
 import { randomUUID } from 'node:crypto'
 import { connect, createInbox, type NatsConnection, type Msg } from 'nats'
 import type { ReadinessResult } from '@tollgate/common'
-import { BadGatewayError, NoResponderError, TimeoutError } from '../errors.js'
+import { BadGatewayError, NoResponderError, PayloadTooLargeError, TimeoutError } from '../errors.js'
 import { PendingCalls, targetLabel, type ReplyPacket } from '../protocol.js'
 import { repliesFrom, withTarget, type SendResult, type TransportClient } from './types.js'
 
 export interface NatsClientOptions {
   servers: readonly string[]
   connectTimeout: number
+}
+
+/**
+ * Why a publish failed: a message over the server's `max_payload` is the request's fault
+ * (413, no retry helps); anything else means nobody can take it now (503, Retry-After).
+ */
+function publishFailure (cause: unknown): Error {
+  if ((cause as { code?: unknown } | null)?.code === 'MAX_PAYLOAD_EXCEEDED') return new PayloadTooLargeError({ cause: cause as Error })
+  return new NoResponderError({ cause: cause as Error })
 }
 
 const decoder = new TextDecoder()
@@ -103,7 +112,7 @@ export class NatsClient implements TransportClient {
     try {
       nc.publish(route, encoder.encode(JSON.stringify({ pattern: route, data, id })), { reply: `${this.#inbox}.${id}` })
     } catch (cause) {
-      this.#pending.fail(id, withTarget(new NoResponderError({ cause: cause as Error }), this.#label))
+      this.#pending.fail(id, withTarget(publishFailure(cause), this.#label))
     }
     return { ...(await repliesFrom(result, this.#label)), target: this.#label }
   }
@@ -117,7 +126,7 @@ export class NatsClient implements TransportClient {
       await Promise.race([nc.flush(), new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(withTarget(new TimeoutError(), this.#label)) }, timeoutMs) })])
     } catch (error) {
       if (error instanceof TimeoutError) throw error
-      throw withTarget(new NoResponderError({ cause: error as Error }), this.#label)
+      throw withTarget(publishFailure(error), this.#label)
     } finally {
       clearTimeout(timer)
     }
