@@ -3,6 +3,7 @@ export { headerAlias, connectionTokens, removeAliasedHeaders, HeaderAliases, HOP
 export { isSaneRequestId, requestIdFor } from './request-id.js'
 export { parseTraceparent, nextTraceparent, newSpanId, newTraceId, type TraceParent } from './trace-context.js'
 export { decodeUnreserved, pathProblem } from './path.js'
+export { currentResponse } from './socket.js'
 export { LruCache } from './lru.js'
 export {
   tollgateRuntime,

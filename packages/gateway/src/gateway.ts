@@ -8,7 +8,7 @@ import { type FastifyError, type FastifyInstance, type FastifyReply, type Fastif
 import cors from '@fastify/cors'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { decodeUnreserved, headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
+import { currentResponse, decodeUnreserved, headerAlias, parseDuration, parseSize, pathProblem, tollgateRuntime } from '@tollgate/common'
 import tollgateProxy, { PROXIED_METHODS } from '@tollgate/proxy'
 import tollgateAuth, { resolveOptions as resolveAuthOptions, type OptionProblem } from '@tollgate/auth'
 import tollgateRateLimit from '@tollgate/rate-limit'
@@ -158,8 +158,7 @@ export async function createGateway (manifest: Manifest | LoadedManifest, option
       // An answer already being written on this connection (a pipelined request Node could not
       // parse, behind it): ours would land inside its bytes. Only the connection is closed, as
       // Node's own handler does. (An answer not started yet is the refused request's own.)
-      const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
-      if (current != null && current.headersSent) {
+      if (currentResponse(socket)?.headersSent === true) {
         socket.destroy()
         return
       }

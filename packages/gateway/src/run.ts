@@ -1,7 +1,7 @@
-import type { Server, ServerResponse } from 'node:http'
+import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { parseDuration } from '@tollgate/common'
+import { currentResponse, parseDuration } from '@tollgate/common'
 import { SERVER_DEFAULTS } from './gateway.js'
 import type { Manifest } from './manifest/types.js'
 
@@ -10,16 +10,13 @@ import type { Manifest } from './manifest/types.js'
  * accepting, lets in-flight requests finish within `server.shutdownGrace`, and
  * resolves. Connections still open after the grace period are cut.
  */
-type HttpSocket = Socket & { _httpMessage?: ServerResponse | null }
-
 /**
- * The server's open connections, so that a drain can tell each one's answer in flight
- * (`_httpMessage`, the socket's current response, as Node's own handlers read it) to close
- * the connection after it, and close connections that never carried a request.
+ * The server's open connections, so that a drain can tell each one's answer in flight to
+ * close the connection after it, and close connections that never carried a request.
  */
 function trackConnections (server: Server): { drain: () => void, closeIdle: () => void } {
-  const open = new Set<HttpSocket>()
-  const add = (socket: HttpSocket): void => {
+  const open = new Set<Socket>()
+  const add = (socket: Socket): void => {
     open.add(socket)
     socket.once('close', () => { open.delete(socket) })
   }
@@ -28,12 +25,12 @@ function trackConnections (server: Server): { drain: () => void, closeIdle: () =
   const closeIdle = (): void => {
     server.closeIdleConnections()
     // Node counts a connection as idle only after its first request.
-    for (const socket of open) if (socket._httpMessage == null && socket.bytesRead === 0) socket.destroy()
+    for (const socket of open) if (currentResponse(socket) === null && socket.bytesRead === 0) socket.destroy()
   }
   return {
     drain () {
       for (const socket of open) {
-        const answer = socket._httpMessage
+        const answer = currentResponse(socket)
         if (answer != null && !answer.headersSent) answer.setHeader('connection', 'close')
       }
       closeIdle()

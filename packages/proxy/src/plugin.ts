@@ -124,9 +124,11 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
     fastify.addHook('preClose', async () => { await websockets.close() })
   }
   for (const route of resolved.routes) {
+    // The whole prefix the client's path starts with: the plugin's mount, then the route's.
+    const fullPrefix = mount + route.prefix
     const compiled: CompiledRoute = Object.freeze({
       prefix: route.prefix,
-      prefixLength: mount.length + route.prefix.length,
+      prefixLength: fullPrefix.length,
       rewritePrefix: route.rewritePrefix,
       upstream: upstreams.get(route.upstream)!,
       bodyLimit: resolved.bodyLimit,
@@ -139,10 +141,10 @@ const routesPlugin: FastifyPluginAsync<InnerOptions> = async (fastify, { resolve
     })
     const config = {
       ...route.config,
-      tollgate: { route: mount + route.prefix === '' ? '/' : mount + route.prefix, upstream: route.upstream },
+      tollgate: { route: fullPrefix === '' ? '/' : fullPrefix, upstream: route.upstream },
       tollgateProxy: { upstream: route.upstream, prefix: route.prefix, rewritePrefix: route.rewritePrefix, websocket: route.websocket }
     }
-    const onRequest = guardFor(route, mount.length + route.prefix.length, resolved.bodyLimit)
+    const onRequest = guardFor(route, fullPrefix.length, resolved.bodyLimit)
     const handler = handlerFor(compiled, route.websocket, websockets)
     // Validation runs after the route's onRequest hooks (guard, auth, rate limit) and only where configured.
     const preValidation = route.validate === null ? undefined : validationHook(route.validate, resolved.bodyLimit, parseJson)

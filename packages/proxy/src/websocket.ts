@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { HOP_BY_HOP_HEADERS, connectionTokens } from '@tollgate/common'
+import { HOP_BY_HOP_HEADERS, connectionTokens, currentResponse } from '@tollgate/common'
 import { BadGatewayError, GatewayTimeoutError, ShuttingDownError, UpstreamUnavailableError, WebSocketLimitError } from './errors.js'
 import { classify, upstreamHeaders, type CompiledRoute } from './forward.js'
 import type { ResolvedUpstream } from './options.js'
@@ -124,10 +124,9 @@ const UPGRADE_ONLY_HEADERS = new Set(['upgrade', 'http2-settings'])
  */
 function replayWithoutUpgrade (server: FastifyInstance['server'], raw: IncomingMessage, socket: Duplex, head: Buffer): void {
   // An earlier pipelined request may still be answering on this socket, and its connection
-  // state (not the new one's) hands the socket on when it ends: the new connection starts
-  // after it. `_httpMessage` is the socket's current response, as Node's own handlers read it.
-  const current = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
-  if (current != null && !current.writableFinished) {
+  // state (not the new one's) hands the socket on when it ends: the new connection starts after it.
+  const current = currentResponse(socket)
+  if (current !== null && !current.writableFinished) {
     current.once('finish', () => { replayWithoutUpgrade(server, raw, socket, head) })
     current.once('close', () => { if (!current.writableFinished) socket.destroy() })
     return
